@@ -1,0 +1,73 @@
+import { loadConfigFile } from './config/parse';
+import { embeddedDefaults } from './config/defaults';
+import { ConfigError } from './config/parse';
+import type { GatewayConfig } from './config/types';
+import { createGateway } from './gateway';
+
+const USAGE = `usage: upload-gateway [--config FILE] [--listen [ADDR:]PORT] [--test]
+
+  --config FILE   nginx-style configuration (upload_* directives of nginx_upload_module);
+                  without it, embedded defaults serve /upload on 127.0.0.1:8080 with a
+                  sample backend and everything stored under ./data
+  --listen        override the listen address
+  --test          check the configuration and exit (like nginx -t)
+`;
+
+function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
+  if (!m || Number(m[3]) > 65535) throw new Error(`invalid --listen ${value}`);
+  return { host: m[1] || m[2] || '127.0.0.1', port: Number(m[3]) };
+}
+
+/** Runs the gateway until SIGINT/SIGTERM; resolves with an exit code for errors. */
+export async function main(argv: string[]): Promise<number | undefined> {
+  let configPath: string | undefined;
+  let listen: { host: string; port: number } | undefined;
+  let testOnly = false;
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const arg = argv[i];
+      if (arg === '--config' || arg === '-c') configPath = argv[++i];
+      else if (arg.startsWith('--config=')) configPath = arg.slice(9);
+      else if (arg === '--listen') listen = parseListen(argv[++i] ?? '');
+      else if (arg.startsWith('--listen=')) listen = parseListen(arg.slice(9));
+      else if (arg === '--test' || arg === '-t') testOnly = true;
+      else if (arg === '--help' || arg === '-h') {
+        process.stdout.write(USAGE);
+        return 0;
+      } else throw new Error(`unknown argument ${arg}`);
+    }
+    if (configPath === undefined && argv.some((a) => a === '--config' || a === '-c')) throw new Error('--config needs a file');
+  } catch (err) {
+    process.stderr.write(`upload-gateway: ${(err as Error).message}\n${USAGE}`);
+    return 2;
+  }
+
+  let config: GatewayConfig;
+  try {
+    config = configPath ? loadConfigFile(configPath) : embeddedDefaults({ listen });
+    if (configPath && listen) config = { ...config, listen };
+  } catch (err) {
+    process.stderr.write(`upload-gateway: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
+    return 1;
+  }
+  if (testOnly) {
+    process.stdout.write(`upload-gateway: configuration ${config.source} is ok\n`);
+    return 0;
+  }
+
+  const gateway = createGateway(config);
+  try {
+    await gateway.listen();
+  } catch (err) {
+    process.stderr.write(`upload-gateway: ${(err as Error).message}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  await gateway.close();
+  return 0;
+}

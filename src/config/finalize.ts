@@ -1,0 +1,197 @@
+/**
+ * The one place where a configuration becomes final: inheritance, defaults, `upload_pass`
+ * resolution and the checks that need the whole configuration. The file parser and
+ * `resolveConfig` both build a `ConfigDraft` (values already parsed and checked one by one) and
+ * hand it here.
+ */
+import { atWhere, configError, describeWhere, type Where } from './errors';
+import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
+import type { GatewayConfig, LocationConfig, UploadPass } from './types';
+import { parseBackendUrl, type BackendUrl } from './values';
+
+/** One level of settings (top level, http, server or location) and the level it inherits from. */
+export interface ScopeDraft {
+  settings: Settings;
+  /** Where each setting of this level was written. */
+  written: Map<SettingKey, Where>;
+  parent: ScopeDraft | null;
+}
+
+export interface TargetDraft {
+  value: string;
+  where: Where;
+}
+
+export interface LocationDraft {
+  match: 'exact' | 'prefix' | 'named';
+  /** The URI, or the name with its `@` for a named location. */
+  path: string;
+  where: Where;
+  scope: ScopeDraft;
+  uploadPass: TargetDraft | null;
+  proxyPass: TargetDraft | null;
+  /** Where `internal;` was written, if it was. */
+  internal: Where | null;
+}
+
+export interface ConfigDraft {
+  source: string;
+  /** Directory that relative paths are resolved against. */
+  baseDir: string;
+  listen: { host: string; port: number } | null;
+  /** The innermost top-level scope (server, else http, else the file's top level): gives `GatewayConfig.clientMaxBodySize`. */
+  top: ScopeDraft;
+  locations: LocationDraft[];
+  sampleBackend: { filesDir: string } | null;
+}
+
+export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 8080 } as const;
+
+export function newScope(parent: ScopeDraft | null): ScopeDraft {
+  return { settings: {}, written: new Map(), parent };
+}
+
+function chain(scope: ScopeDraft): Settings[] {
+  const levels: Settings[] = [];
+  for (let s: ScopeDraft | null = scope; s; s = s.parent) levels.unshift(s.settings);
+  return levels;
+}
+
+export function describeLocation(location: Pick<LocationDraft, 'match' | 'path'>): string {
+  return location.match === 'exact' ? `= ${location.path}` : location.path;
+}
+
+const SPEC_BY_KEY = new Map(SETTINGS.map((spec) => [spec.key, spec]));
+
+interface ProxyTarget {
+  draft: LocationDraft;
+  url: BackendUrl;
+}
+
+/** Checks a location that only proxies; it can serve only as an `upload_pass` target. */
+function checkProxyLocation(location: LocationDraft, proxyPass: TargetDraft): BackendUrl {
+  for (const [key, where] of location.scope.written) {
+    const spec = SPEC_BY_KEY.get(key);
+    if (spec && !spec.proxyLocation) {
+      throw configError(where, `"${spec.directives[0]}" has no effect in a location without "upload_pass"`);
+    }
+  }
+  const url = atWhere(proxyPass.where, () => parseBackendUrl(proxyPass.value, 'proxy_pass'));
+  if (location.match === 'named' && url.path !== null) {
+    // nginx refuses this too: a named location has no URI part to replace.
+    throw configError(proxyPass.where, `"proxy_pass" cannot have a URI part inside a named location ("${proxyPass.value}")`);
+  }
+  return url;
+}
+
+/** nginx location matching among the proxy locations: an exact match first, then the longest prefix. */
+function matchProxyLocation(uri: string, targets: readonly ProxyTarget[]): ProxyTarget | null {
+  const exact = targets.find((t) => t.draft.match === 'exact' && t.draft.path === uri);
+  if (exact) return exact;
+  let best: ProxyTarget | null = null;
+  for (const t of targets) {
+    if (t.draft.match === 'prefix' && uri.startsWith(t.draft.path) && (!best || t.draft.path.length > best.draft.path.length)) {
+      best = t;
+    }
+  }
+  return best;
+}
+
+/** Resolves `upload_pass` to where the request is handed; also returns the target location, if any. */
+function resolveUploadPass(
+  target: TargetDraft,
+  named: ReadonlyMap<string, ProxyTarget>,
+  byUri: readonly ProxyTarget[],
+): { pass: UploadPass; via: LocationDraft | null } {
+  const { value, where } = target;
+  if (value.includes('$')) throw configError(where, 'variables in upload_pass are not supported');
+  if (value.length === 0) throw configError(where, 'empty value in "upload_pass" directive');
+  if (/^https?:\/\//i.test(value)) {
+    const url = atWhere(where, () => parseBackendUrl(value, 'upload_pass'));
+    return { pass: { source: value, origin: url.origin, hostHeader: url.hostHeader, path: url.path }, via: null };
+  }
+  if (value.startsWith('@')) {
+    const found = named.get(value);
+    if (!found) throw configError(where, `upload_pass "${value}": no named location "${value}" with "proxy_pass"`);
+    // The request keeps its URI through a named location: the client's request-target is forwarded.
+    return { pass: { source: value, origin: found.url.origin, hostHeader: found.url.hostHeader, path: null }, via: found.draft };
+  }
+  if (value.startsWith('/')) {
+    const found = matchProxyLocation(value, byUri);
+    if (!found) throw configError(where, `upload_pass "${value}": no location with "proxy_pass" matches it`);
+    // proxy_pass with a URI replaces the part of the URI the location matched, as nginx does.
+    const path = found.url.path === null ? value : found.url.path + value.slice(found.draft.path.length);
+    return { pass: { source: value, origin: found.url.origin, hostHeader: found.url.hostHeader, path }, via: found.draft };
+  }
+  throw configError(where, `invalid upload_pass "${value}": expected an http:// or https:// URL, @name or /uri`);
+}
+
+function checkLocationPath(location: LocationDraft): void {
+  if (location.match === 'named') {
+    if (!/^@[^\s/]+$/.test(location.path)) throw configError(location.where, `invalid named location "${location.path}"`);
+  } else if (!location.path.startsWith('/')) {
+    throw configError(location.where, `location path "${location.path}" must start with "/"`);
+  }
+}
+
+export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
+  const defaults = defaultSettings(draft.baseDir);
+  const seen = new Set<string>();
+  const named = new Map<string, ProxyTarget>();
+  const byUri: ProxyTarget[] = [];
+  const uploads: Array<LocationDraft & { uploadPass: TargetDraft }> = [];
+
+  for (const location of draft.locations) {
+    checkLocationPath(location);
+    const identity = `${location.match} ${location.path}`;
+    if (seen.has(identity)) throw configError(location.where, `duplicate location "${describeLocation(location)}"`);
+    seen.add(identity);
+
+    const { uploadPass, proxyPass } = location;
+    if (uploadPass && proxyPass) {
+      throw configError(proxyPass.where, '"proxy_pass" and "upload_pass" cannot be used in the same location');
+    }
+    if (uploadPass) {
+      if (location.match === 'named') throw configError(uploadPass.where, '"upload_pass" is not supported in a named location');
+      if (location.internal) {
+        throw configError(location.internal, '"internal" is not supported in an upload location (it would be unreachable)');
+      }
+      uploads.push({ ...location, uploadPass });
+    } else if (proxyPass) {
+      const target = { draft: location, url: checkProxyLocation(location, proxyPass) };
+      if (location.match === 'named') named.set(location.path, target);
+      else byUri.push(target);
+    } else {
+      throw configError(
+        location.where,
+        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass"`,
+      );
+    }
+  }
+
+  const locations = uploads.map((location): LocationConfig => {
+    const { pass, via } = resolveUploadPass(location.uploadPass, named, byUri);
+    const settings: FullSettings = mergeSettings(defaults, ...chain(location.scope));
+    // The location that proxies decides the backend timeouts when it sets them (as in nginx, where
+    // the proxying happens there); otherwise the upload location's own (or inherited) values apply.
+    if (via) {
+      settings.backendConnectTimeoutMs = via.scope.settings.backendConnectTimeoutMs ?? settings.backendConnectTimeoutMs;
+      settings.backendReadTimeoutMs = via.scope.settings.backendReadTimeoutMs ?? settings.backendReadTimeoutMs;
+    }
+    return {
+      match: location.match as 'exact' | 'prefix',
+      path: location.path,
+      origin: describeWhere(location.where),
+      uploadPass: pass,
+      ...settings,
+    };
+  });
+
+  return {
+    source: draft.source,
+    listen: draft.listen ?? { ...DEFAULT_LISTEN },
+    clientMaxBodySize: mergeSettings(defaults, ...chain(draft.top)).clientMaxBodySize,
+    locations,
+    sampleBackend: draft.sampleBackend,
+  };
+}

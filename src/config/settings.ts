@@ -1,0 +1,317 @@
+/**
+ * The inheritable settings: one table that says, for each setting, its directive(s), its key in a
+ * programmatic configuration object, how many arguments it takes, how its value is parsed and
+ * checked, and its default. The file parser and `resolveConfig` both go through this table, so a
+ * value is accepted or refused the same way whatever the form of the configuration.
+ */
+import * as path from 'node:path';
+import { z } from 'zod';
+import { ValueError } from './errors';
+import { compileTemplate, type TemplateContext } from './templates';
+import type { LocationConfig, NameValueTemplate } from './types';
+import { parseSize, parseTime, formatSize, formatTime } from './units';
+import {
+  checkFileMode,
+  checkIntegerRange,
+  checkRegex,
+  parseAccess,
+  parseCleanupCode,
+  parseFlag,
+  parseInteger,
+  parseStorePath,
+} from './values';
+
+/** Everything a location can inherit: all of `LocationConfig` except what identifies the location and its target. */
+export type SettingKey = Exclude<keyof LocationConfig, 'match' | 'path' | 'origin' | 'uploadPass'>;
+export type FullSettings = Pick<LocationConfig, SettingKey>;
+/** The settings written at one level (top level, http, server, location). */
+export type Settings = Partial<FullSettings>;
+
+export interface ValueContext {
+  /** Directory relative paths are resolved against (the config file's directory). */
+  baseDir: string;
+}
+
+export interface SettingSpec {
+  key: SettingKey;
+  /** Directive names; the first is the one used in messages. */
+  directives: readonly string[];
+  /** Key in a `resolveConfig` object. */
+  inputKey: string;
+  /** Repeatable directive: each occurrence appends; the whole list is inherited only when a level has none. */
+  repeatable: boolean;
+  minArgs: number;
+  maxArgs: number;
+  /** Also meaningful in a location that only proxies (`proxy_pass`). */
+  proxyLocation: boolean;
+  /** Value of one occurrence (for a repeatable setting: the elements it appends). */
+  fromArgs(args: string[], ctx: ValueContext): unknown;
+  /** Shape accepted in a configuration object. */
+  input: z.ZodType;
+  /** Value from a configuration object value that passed `input`. */
+  fromInput(value: unknown, ctx: ValueContext): unknown;
+}
+
+interface TypedSpec<K extends SettingKey, I> {
+  key: K;
+  directives: readonly string[];
+  inputKey: string;
+  repeatable?: boolean;
+  minArgs: number;
+  maxArgs: number;
+  proxyLocation?: boolean;
+  fromArgs(args: string[], ctx: ValueContext): FullSettings[K];
+  input: z.ZodType<I>;
+  fromInput(value: I, ctx: ValueContext): FullSettings[K];
+}
+
+function define<K extends SettingKey, I>(spec: TypedSpec<K, I>): SettingSpec {
+  return {
+    ...spec,
+    repeatable: spec.repeatable ?? false,
+    proxyLocation: spec.proxyLocation ?? false,
+    fromInput: spec.fromInput as (value: unknown, ctx: ValueContext) => unknown,
+  };
+}
+
+const sizeInput = z.union([z.number().int().nonnegative(), z.string()], {
+  error: 'expected a size: a number of bytes, or an nginx size string such as "512", "10k", "8m", "1g"',
+});
+const timeInput = z.union([z.number().int().nonnegative(), z.string()], {
+  error: 'expected a time: a number of milliseconds, or an nginx time string such as "500ms", "30s", "1h30m"',
+});
+const nameValueInput = z.array(z.strictObject({ name: z.string(), value: z.string() }), {
+  error: 'expected an array of { name, value } objects',
+});
+
+function flag<K extends SettingKey>(key: K, directives: readonly string[], inputKey: string): SettingSpec {
+  return define<K, boolean>({
+    key,
+    directives,
+    inputKey,
+    minArgs: 1,
+    maxArgs: 1,
+    fromArgs: ([value]) => parseFlag(value, directives[0]) as FullSettings[K],
+    input: z.boolean({ error: 'expected true or false' }),
+    fromInput: (value) => value as FullSettings[K],
+  });
+}
+
+function checkMin(value: number, min: number, directive: string, format: (n: number) => string): number {
+  if (value < min) throw new ValueError(`"${directive}" must be at least ${format(min)} (got ${format(value)})`);
+  return value;
+}
+
+function size<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, proxyLocation = false): SettingSpec {
+  const check = (bytes: number): FullSettings[K] => checkMin(bytes, min, directive, formatSize) as FullSettings[K];
+  return define<K, number | string>({
+    key,
+    directives: [directive],
+    inputKey,
+    minArgs: 1,
+    maxArgs: 1,
+    proxyLocation,
+    fromArgs: ([value]) => check(parseSize(value)),
+    input: sizeInput,
+    fromInput: (value) => check(typeof value === 'number' ? value : parseSize(value)),
+  });
+}
+
+function time<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, proxyLocation = false): SettingSpec {
+  const check = (ms: number): FullSettings[K] => checkMin(ms, min, directive, formatTime) as FullSettings[K];
+  return define<K, number | string>({
+    key,
+    directives: [directive],
+    inputKey,
+    minArgs: 1,
+    maxArgs: 1,
+    proxyLocation,
+    fromArgs: ([value]) => check(parseTime(value)),
+    input: timeInput,
+    fromInput: (value) => check(typeof value === 'number' ? value : parseTime(value)),
+  });
+}
+
+function nameValues<K extends 'setFormFields' | 'aggregateFormFields' | 'addHeaders'>(
+  key: K,
+  directive: TemplateContext,
+  inputKey: string,
+): SettingSpec {
+  const compile = (name: string, value: string): NameValueTemplate => ({
+    name: compileTemplate(name, directive),
+    value: compileTemplate(value, directive),
+  });
+  return define<K, Array<{ name: string; value: string }>>({
+    key,
+    directives: [directive],
+    inputKey,
+    repeatable: true,
+    minArgs: 2,
+    maxArgs: 2,
+    fromArgs: ([name, value]) => [compile(name, value)],
+    input: nameValueInput,
+    fromInput: (list) => list.map(({ name, value }) => compile(name, value)),
+  });
+}
+
+function store<K extends 'store' | 'stateStore'>(key: K, directive: string, inputKey: string): SettingSpec {
+  return define<K, string | { dir: string; levels?: number[] }>({
+    key,
+    directives: [directive],
+    inputKey,
+    minArgs: 1,
+    maxArgs: 4,
+    fromArgs: ([dir, ...levels], ctx) => parseStorePath(dir, levels, ctx.baseDir, directive),
+    input: z.union([z.string(), z.strictObject({ dir: z.string(), levels: z.array(z.number()).optional() })], {
+      error: 'expected a directory, or { dir, levels }',
+    }),
+    fromInput: (value, ctx) =>
+      typeof value === 'string'
+        ? parseStorePath(value, [], ctx.baseDir, directive)
+        : parseStorePath(value.dir, value.levels ?? [], ctx.baseDir, directive),
+  });
+}
+
+/** Every inheritable setting, in the order of the module's directive table (spec §10), then the gateway's own. */
+export const SETTINGS: readonly SettingSpec[] = [
+  flag('resumable', ['upload_resumable'], 'resumable'),
+  store('store', 'upload_store', 'store'),
+  store('stateStore', 'upload_state_store', 'stateStore'),
+  define<'storeAccess', number | string | string[]>({
+    key: 'storeAccess',
+    directives: ['upload_store_access'],
+    inputKey: 'storeAccess',
+    minArgs: 1,
+    maxArgs: 3,
+    fromArgs: (args) => parseAccess(args, 'upload_store_access'),
+    input: z.union([z.number(), z.string(), z.array(z.string())], {
+      error: 'expected a file mode number (0o600) or nginx access text ("user:rw group:r")',
+    }),
+    fromInput: (value) => {
+      if (typeof value !== 'number') {
+        const args = typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value;
+        return parseAccess(args, 'upload_store_access');
+      }
+      checkFileMode(value, 'upload_store_access');
+      return value;
+    },
+  }),
+  nameValues('setFormFields', 'upload_set_form_field', 'setFormFields'),
+  nameValues('aggregateFormFields', 'upload_aggregate_form_field', 'aggregateFormFields'),
+  define<'passFormFields', string[]>({
+    key: 'passFormFields',
+    directives: ['upload_pass_form_field'],
+    inputKey: 'passFormFields',
+    repeatable: true,
+    minArgs: 1,
+    maxArgs: 1,
+    fromArgs: ([pattern]) => [checkRegex(pattern, 'upload_pass_form_field')],
+    input: z.array(z.string(), { error: 'expected an array of regular expression strings' }),
+    fromInput: (list) => list.map((pattern) => checkRegex(pattern, 'upload_pass_form_field')),
+  }),
+  define<'cleanup', string | Array<number | string>>({
+    key: 'cleanup',
+    directives: ['upload_cleanup'],
+    inputKey: 'cleanup',
+    repeatable: true,
+    minArgs: 1,
+    maxArgs: Infinity,
+    fromArgs: (args) => args.map((arg) => parseCleanupCode(arg)),
+    input: z.union([z.string(), z.array(z.union([z.number(), z.string()]))], {
+      error: 'expected status codes and ranges: "400 404 500-505" or [400, 404, "500-505"]',
+    }),
+    fromInput: (value) =>
+      (typeof value === 'string' ? value.split(/\s+/).filter(Boolean) : value).map((code) => parseCleanupCode(String(code))),
+  }),
+  size('bufferSize', 'upload_buffer_size', 'bufferSize', 1),
+  size('maxPartHeaderLen', 'upload_max_part_header_len', 'maxPartHeaderLen', 1),
+  size('maxFileSize', 'upload_max_file_size', 'maxFileSize', 0),
+  size('maxOutputBodyLen', 'upload_max_output_body_len', 'maxOutputBodyLen', 0),
+  size('limitRate', 'upload_limit_rate', 'limitRate', 0),
+  flag('tameArrays', ['upload_tame_arrays'], 'tameArrays'),
+  flag('passArgs', ['upload_pass_args'], 'passArgs'),
+  nameValues('addHeaders', 'upload_add_header', 'addHeaders'),
+  // The module's real (misspelled) name and the corrected one both work (D19).
+  flag('emptyFieldNames', ['upload_empty_fiels_names', 'upload_empty_field_names'], 'emptyFieldNames'),
+  // The module's state capacity is size/2 − 63 bytes; below 128 it has none (and the module crashes, Q6).
+  size('mergeBufferSize', 'upload_merge_buffer_size', 'mergeBufferSize', 128),
+  size('rangeHeaderBufferSize', 'upload_range_header_buffer_size', 'rangeHeaderBufferSize', 0),
+  size('clientMaxBodySize', 'client_max_body_size', 'clientMaxBodySize', 0, true),
+
+  // Gateway extensions.
+  flag('fsync', ['upload_fsync'], 'fsync'),
+  time('sessionTimeoutMs', 'upload_session_timeout', 'sessionTimeout', 1),
+  time('completedRetentionMs', 'upload_completed_retention', 'completedRetention', 0),
+  define<'sessionIdMaxLength', number>({
+    key: 'sessionIdMaxLength',
+    directives: ['upload_session_id_max_length'],
+    inputKey: 'sessionIdMaxLength',
+    minArgs: 1,
+    maxArgs: 1,
+    fromArgs: ([value]) => parseInteger(value, 'upload_session_id_max_length', 1, 240),
+    input: z.number({ error: 'expected a number' }),
+    fromInput: (value) => {
+      checkIntegerRange(value, 'upload_session_id_max_length', 1, 240);
+      return value;
+    },
+  }),
+  time('backendConnectTimeoutMs', 'proxy_connect_timeout', 'proxyConnectTimeout', 1, true),
+  time('backendReadTimeoutMs', 'proxy_read_timeout', 'proxyReadTimeout', 1, true),
+];
+
+/** Setting spec by directive name (both spellings of `upload_empty_fiels_names`). */
+export const SETTING_BY_DIRECTIVE: ReadonlyMap<string, SettingSpec> = new Map(
+  SETTINGS.flatMap((spec) => spec.directives.map((name) => [name, spec] as const)),
+);
+
+/**
+ * The defaults: the module's (spec §10) where it has one, nginx's `client_max_body_size` 1m, and
+ * the gateway's for its extensions. The stores default to `data/store` (one hash level) and
+ * `data/state` next to the configuration.
+ */
+export function defaultSettings(baseDir: string): FullSettings {
+  return {
+    resumable: false,
+    store: { dir: path.resolve(baseDir, 'data/store'), levels: [1] },
+    stateStore: { dir: path.resolve(baseDir, 'data/state'), levels: [] },
+    storeAccess: 0o600,
+    setFormFields: [],
+    aggregateFormFields: [],
+    passFormFields: [],
+    cleanup: [],
+    addHeaders: [],
+    bufferSize: 4096,
+    maxPartHeaderLen: 512,
+    maxFileSize: 0,
+    maxOutputBodyLen: 100 * 1024,
+    limitRate: 0,
+    tameArrays: false,
+    passArgs: false,
+    emptyFieldNames: false,
+    mergeBufferSize: 2048,
+    rangeHeaderBufferSize: 256,
+    clientMaxBodySize: 1024 * 1024,
+    fsync: true,
+    sessionTimeoutMs: 24 * 3600 * 1000,
+    completedRetentionMs: 10 * 60 * 1000,
+    sessionIdMaxLength: 200,
+    backendConnectTimeoutMs: 60 * 1000,
+    backendReadTimeoutMs: 60 * 1000,
+  };
+}
+
+/**
+ * Applies levels from outermost to innermost: a level's value replaces the outer one. A repeatable
+ * setting's list is inherited as a whole, and only by a level that has none (an empty list counts
+ * as none, as a level without the directive does in nginx).
+ */
+export function mergeSettings(base: FullSettings, ...levels: Settings[]): FullSettings {
+  const merged: Record<string, unknown> = { ...base };
+  for (const level of levels) {
+    for (const [key, value] of Object.entries(level)) {
+      if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
+      merged[key] = value;
+    }
+  }
+  return merged as FullSettings;
+}

@@ -1,0 +1,109 @@
+/**
+ * The gateway's resolved configuration. Produced by `parseConfig` (nginx-style text) or
+ * `resolveConfig` (a programmatic object); consumed by `createGateway`. Every value here is
+ * final: defaults applied, sizes in bytes, times in milliseconds, templates parsed.
+ */
+
+/** One piece of a template such as `"$upload_field_name.path"`. */
+export type TemplatePart = { literal: string } | { variable: string };
+
+/** A parsed nginx value with variables, e.g. `upload_set_form_field "${upload_field_name}_x" "$upload_file_name"`. */
+export interface Template {
+  /** The text as written (after nginx unquoting), for messages. */
+  source: string;
+  parts: TemplatePart[];
+}
+
+/** `upload_set_form_field`, `upload_aggregate_form_field`, `upload_add_header`. */
+export interface NameValueTemplate {
+  name: Template;
+  value: Template;
+}
+
+/** `upload_store dir [l1 [l2 [l3]]]` / `upload_state_store …`. */
+export interface StorePath {
+  /** Absolute directory, trailing `/` removed. */
+  dir: string;
+  /** Hash levels, each 1..2 (nginx allows 1 or 2 per level), at most 3 levels. */
+  levels: number[];
+}
+
+/**
+ * Where a completed upload is handed. `upload_pass http://host:port` (no path) and
+ * `upload_pass @named` (whose `proxy_pass` has no path) forward the client's original
+ * request-target: `path` is null. A URL with a path, or `upload_pass /internal` resolved through
+ * a location's `proxy_pass`, gives a fixed path; the client's query is appended only under
+ * `upload_pass_args on`.
+ */
+export interface UploadPass {
+  /** As written in the file, for messages. */
+  source: string;
+  /** `http://host:port` or `https://host:port`. */
+  origin: string;
+  /** The `Host` header nginx's proxy would send: host, plus `:port` unless default. */
+  hostHeader: string;
+  path: string | null;
+}
+
+export interface LocationConfig {
+  /** `location = /x` is exact, `location /x` is a prefix. */
+  match: 'exact' | 'prefix';
+  path: string;
+  /** Where it was defined, for messages (`file:line`). */
+  origin: string;
+
+  uploadPass: UploadPass;
+  resumable: boolean;
+  store: StorePath;
+  stateStore: StorePath;
+  /** File mode for data (and state) files, from `upload_store_access` (default 0o600). */
+  storeAccess: number;
+  setFormFields: NameValueTemplate[];
+  aggregateFormFields: NameValueTemplate[];
+  /** `upload_pass_form_field` patterns (JavaScript RegExp source, D5). */
+  passFormFields: string[];
+  /** `upload_cleanup` as inclusive status ranges. */
+  cleanup: Array<[number, number]>;
+  addHeaders: NameValueTemplate[];
+  bufferSize: number;
+  maxPartHeaderLen: number;
+  /** 0 = unlimited. */
+  maxFileSize: number;
+  /** 0 = unlimited. */
+  maxOutputBodyLen: number;
+  /** Bytes per second, 0 = unlimited. */
+  limitRate: number;
+  tameArrays: boolean;
+  passArgs: boolean;
+  emptyFieldNames: boolean;
+  mergeBufferSize: number;
+  rangeHeaderBufferSize: number;
+  /** `client_max_body_size` in effect for this location (inherited from the top level), 0 = unlimited. */
+  clientMaxBodySize: number;
+
+  // Gateway extensions (not in the module).
+  /** `upload_fsync on|off` (D23), default on. */
+  fsync: boolean;
+  /** `upload_session_timeout` — an incomplete session idle this long is removed (data and state). */
+  sessionTimeoutMs: number;
+  /** `upload_completed_retention` — how long a completed session's answer is replayed (D7, D9). */
+  completedRetentionMs: number;
+  /** `upload_session_id_max_length` (D10), default 200. */
+  sessionIdMaxLength: number;
+  /** `proxy_connect_timeout`, default 60s. */
+  backendConnectTimeoutMs: number;
+  /** `proxy_read_timeout`, default 60s. */
+  backendReadTimeoutMs: number;
+}
+
+export interface GatewayConfig {
+  /** Config file path or `<defaults>` / `<object>`. */
+  source: string;
+  listen: { host: string; port: number };
+  /** `client_max_body_size`, 0 = unlimited; default 1m as nginx. */
+  clientMaxBodySize: number;
+  /** Upload locations, in file order. Named and proxy-only locations are resolved away. */
+  locations: LocationConfig[];
+  /** Built-in sample backend (embedded defaults only): completed files are moved here and served at `/files/<name>`. */
+  sampleBackend: { filesDir: string } | null;
+}

@@ -1,0 +1,44 @@
+/**
+ * Errors the gateway answers itself (D14: `text/plain; charset=utf-8` one-line reasons with the
+ * module's status codes). Reason phrases are nginx's, where nginx has one.
+ */
+
+/** Status-line reason phrases for the statuses the gateway generates. */
+export const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  405: 'Not Allowed',
+  409: 'Conflict',
+  411: 'Length Required',
+  413: 'Request Entity Too Large',
+  415: 'Unsupported Media Type',
+  416: 'Requested Range Not Satisfiable',
+  460: 'Checksum Mismatch',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Temporarily Unavailable',
+  504: 'Gateway Time-out',
+};
+
+/**
+ * An error answer: `status` (400–599), a one-line `reason` (CR/LF and other control characters
+ * are replaced by spaces, so it always fits one line) and extra response `headers`
+ * (e.g. `Retry-After`). `expose` tells Koa the message may be shown to the client.
+ */
+export class UploadError extends Error {
+  readonly status: number;
+  readonly reason: string;
+  readonly headers: Record<string, string>;
+  readonly expose = true;
+
+  constructor(status: number, reason: string, headers?: Record<string, string>) {
+    const line = reason.replace(/[\x00-\x1f\x7f]+/g, ' ').trim() || STATUS_TEXT[status] || 'error';
+    super(line);
+    if (!Number.isInteger(status) || status < 400 || status > 599) {
+      throw new RangeError(`UploadError: invalid status ${String(status)}`);
+    }
+    this.name = 'UploadError';
+    this.status = status;
+    this.reason = line;
+    this.headers = { ...(headers ?? {}) };
+  }
+}

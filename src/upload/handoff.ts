@@ -1,0 +1,120 @@
+import * as http from 'node:http';
+import * as https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import type { LocationConfig } from '../config/types';
+import { UploadError } from '../protocol/http-errors';
+
+/** Client headers a proxy never forwards (plus the ones we set ourselves). */
+const NOT_FORWARDED = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'keep-alive', 'expect', 'upgrade', 'proxy-connection']);
+/** Backend response headers not relayed: hop-by-hop, and those nginx's proxy hides or sets itself. */
+const NOT_RELAYED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'proxy-connection', 'date', 'server', 'x-pad']);
+
+/** Backend answers up to this size are kept for replay (D7); larger ones are streamed through. */
+export const REPLAYABLE_BODY_LIMIT = 1024 * 1024;
+
+export interface BackendAnswer {
+  status: number;
+  statusMessage: string;
+  headers: Array<[string, string]>;
+  /** The whole body, when it fits REPLAYABLE_BODY_LIMIT. */
+  body: Buffer | null;
+  /** Otherwise the body as a stream (already-read head included). */
+  stream: Readable | null;
+}
+
+/** The backend could not be reached or did not answer in time (D7: the upload is kept). */
+export class BackendUnreachable extends Error {}
+
+/** The request-target the backend sees (§5.1 and the issue's upload_pass rules). */
+export function backendTarget(location: LocationConfig, clientTarget: string): string {
+  const path = location.uploadPass.path;
+  if (path === null) return clientTarget;
+  const q = clientTarget.indexOf('?');
+  return location.passArgs && q >= 0 && q < clientTarget.length - 1 ? path + clientTarget.slice(q) : path;
+}
+
+/**
+ * Hands the generated form to the backend as the module does (§5.2): POST, `Host` of the
+ * upstream, `Connection: close`, exact `Content-Length`, then the client's headers in their
+ * original order and bytes, with `Content-Type` replaced in place when `contentType` is given.
+ */
+export async function callBackend(location: LocationConfig, req: IncomingMessage, body: Buffer, contentType: string | null): Promise<BackendAnswer> {
+  const { uploadPass } = location;
+  const headers: string[] = ['Host', uploadPass.hostHeader, 'Connection', 'close', 'Content-Length', String(body.length)];
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const lower = raw[i].toLowerCase();
+    if (NOT_FORWARDED.has(lower)) continue;
+    headers.push(raw[i], lower === 'content-type' && contentType !== null ? contentType : raw[i + 1]);
+  }
+  const origin = new URL(uploadPass.origin);
+  const transport = origin.protocol === 'https:' ? https : http;
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    const request = transport.request({
+      protocol: origin.protocol,
+      hostname: origin.hostname.replace(/^\[|\]$/g, ''),
+      port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
+      method: 'POST',
+      path: backendTarget(location, req.url ?? '/'),
+      headers: headers as unknown as http.OutgoingHttpHeaders,
+      setHost: false,
+      agent: false,
+    });
+    const connectTimer = setTimeout(() => request.destroy(new BackendUnreachable(`connecting to ${uploadPass.origin} timed out`)), location.backendConnectTimeoutMs);
+    request.on('socket', (socket) => {
+      socket.once('connect', () => clearTimeout(connectTimer));
+      socket.setTimeout(location.backendReadTimeoutMs, () => request.destroy(new BackendUnreachable(`${uploadPass.origin} did not answer in time`)));
+    });
+    request.on('response', (res) => {
+      clearTimeout(connectTimer);
+      resolve(res);
+    });
+    request.on('error', (err) => {
+      clearTimeout(connectTimer);
+      reject(err instanceof BackendUnreachable ? err : new BackendUnreachable(`${uploadPass.origin}: ${(err as Error).message}`));
+    });
+    request.end(body);
+  });
+  const relayed: Array<[string, string]> = [];
+  for (let i = 0; i < response.rawHeaders.length; i += 2) {
+    const name = response.rawHeaders[i];
+    if (!NOT_RELAYED.has(name.toLowerCase()) && !name.toLowerCase().startsWith('x-accel-')) relayed.push([name, response.rawHeaders[i + 1]]);
+  }
+  const answer = await readBody(response);
+  return { status: response.statusCode ?? 502, statusMessage: response.statusMessage ?? '', headers: relayed, ...answer };
+}
+
+async function readBody(response: IncomingMessage): Promise<{ body: Buffer | null; stream: Readable | null }> {
+  // Iterate by hand: leaving a for-await loop early would destroy the response we still relay.
+  const iterator = response[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const next = await iterator.next();
+      if (next.done) break;
+      chunks.push(next.value);
+      size += next.value.length;
+      if (size > REPLAYABLE_BODY_LIMIT) {
+        const head = Buffer.concat(chunks, size);
+        return {
+          body: null,
+          stream: Readable.from(
+            (async function* () {
+              yield head;
+              for (;;) {
+                const more = await iterator.next();
+                if (more.done) return;
+                yield more.value;
+              }
+            })(),
+          ),
+        };
+      }
+    }
+  } catch (err) {
+    throw new UploadError(502, `the backend's answer broke off: ${(err as Error).message}`);
+  }
+  return { body: Buffer.concat(chunks, size), stream: null };
+}

@@ -1,0 +1,377 @@
+import { promises as fs } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { Writable } from 'node:stream';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Context } from 'koa';
+import type { LocationConfig } from '../config/types';
+import { FormBodyBuilder } from '../protocol/form-body';
+import { UploadError } from '../protocol/http-errors';
+import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
+import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
+import { statusInRanges } from '../protocol/status-ranges';
+import { FileDigests, type DigestName } from '../store/digests';
+import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
+import { relayAnswer } from './responses';
+import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import type { UploadServices } from './services';
+
+/**
+ * multipart/form-data mode (spec §4, with D1, D2, D5, D11, D14–D16): the body is parsed while it
+ * streams in, files go to `<store>/<levels>/<10-digit name>`, and the backend receives the
+ * module's generated form (§4.6) with the client's Content-Type unchanged (§5.2).
+ */
+export async function handleMultipartUpload(ctx: Context, location: LocationConfig, services: UploadServices): Promise<void> {
+  const req = ctx.req;
+  const contentType = lastRawHeader(req, 'content-type') ?? '';
+  const boundary = extractBoundary(contentType);
+  if (!boundary.ok) throw new UploadError(400, boundary.reason);
+  const chunked = /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''));
+  if (!chunked && Number(req.headers['content-length'] ?? 0) === 0) throw new UploadError(400, 'empty request body');
+
+  const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
+  let answer: BackendAnswer;
+  try {
+    await receiveMultipart(req, ctx.res, upload, location);
+    const form = upload.finish();
+    try {
+      answer = await callBackend(location, req, form, null);
+    } catch (err) {
+      if (!(err instanceof BackendUnreachable)) throw err;
+      if (statusInRanges(502, location.cleanup)) await upload.removeFiles();
+      throw new UploadError(502, `the backend is unreachable (${err.message})`);
+    }
+  } catch (err) {
+    // Nothing reached the backend (or it could not be reached): no file of this request stays.
+    await upload.abort();
+    throw err;
+  }
+  if (statusInRanges(answer.status, location.cleanup)) await upload.removeFiles();
+  relayAnswer(ctx, answer, upload.addHeaders);
+}
+
+const fieldFilters = new WeakMap<LocationConfig, FieldFilter>();
+const neededDigests = new WeakMap<LocationConfig, Set<DigestName>>();
+
+function fieldFilter(location: LocationConfig): FieldFilter {
+  let filter = fieldFilters.get(location);
+  if (!filter) fieldFilters.set(location, (filter = new FieldFilter(location.passFormFields)));
+  return filter;
+}
+
+function digestsFor(location: LocationConfig): Set<DigestName> {
+  let names = neededDigests.get(location);
+  if (!names) neededDigests.set(location, (names = digestsNeeded(location)));
+  return names;
+}
+
+interface FilePart {
+  kind: 'file';
+  path: string;
+  handle: FileHandle | null;
+  digests: FileDigests;
+  size: number;
+  /** upload_max_file_size was exceeded: the file is gone, the rest of the part is discarded. */
+  skipped: boolean;
+  /** Form position before this file's set-fields (rolled back to when the file is dropped). */
+  checkpoint: number;
+  vars: FileVariables;
+}
+
+interface FieldPart {
+  kind: 'field';
+  /** Passed to the backend (else its data is discarded). */
+  passed: boolean;
+}
+
+/** The state of one multipart request while its body streams through the parser. */
+class MultipartUpload {
+  readonly form: FormBodyBuilder;
+  /** `upload_add_header` results, accumulated per part (§8: duplicates are the module's behaviour). */
+  readonly addHeaders: Array<[string, string]> = [];
+  private readonly parser: MultipartParser;
+  private readonly filter: FieldFilter;
+  private readonly digestNames: Set<DigestName>;
+  /** Files of this request still in the store (completed or being written). */
+  private readonly files = new Set<string>();
+  private fileNumber = 0;
+  private headers: PartHeaders = emptyPartHeaders();
+  private part: FilePart | FieldPart | null = null;
+  private aborted = false;
+  /** The chunk being processed; abort() waits for it, so no file is created after the clean-up. */
+  private inFlight: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly location: LocationConfig,
+    private readonly services: UploadServices,
+    boundary: string,
+  ) {
+    this.form = new FormBodyBuilder(boundary);
+    this.parser = new MultipartParser(boundary, { maxHeaderLineLength: Math.max(0, location.maxPartHeaderLen - 1) });
+    this.filter = fieldFilter(location);
+    this.digestNames = digestsFor(location);
+  }
+
+  /** Parses one chunk of the body and acts on what it completes (one chunk at a time). */
+  take(chunk: Buffer): Promise<void> {
+    if (this.aborted) return Promise.reject(new UploadError(400, 'the upload was aborted'));
+    const step = this.process(chunk);
+    this.inFlight = step.catch(() => undefined);
+    return step;
+  }
+
+  private async process(chunk: Buffer): Promise<void> {
+    let events: MultipartEvent[];
+    try {
+      events = this.parser.write(chunk);
+    } catch (err) {
+      if (err instanceof MultipartSyntaxError) throw new UploadError(400, err.message);
+      throw err;
+    }
+    for (const event of events) await this.on(event);
+  }
+
+  private async on(event: MultipartEvent): Promise<void> {
+    switch (event.type) {
+      case 'partBegin':
+        this.headers = emptyPartHeaders();
+        return;
+      case 'header': {
+        const result = applyPartHeader(this.headers, event.line);
+        if (!result.ok) throw new UploadError(400, result.reason);
+        return;
+      }
+      case 'headersEnd':
+        return this.startPart();
+      case 'data':
+        return this.partData(event.data);
+      case 'partEnd':
+        return this.endPart();
+      case 'end':
+        return;
+    }
+  }
+
+  private lookup(vars: FileVariables | null) {
+    return variableLookup(this.ctx.req, vars);
+  }
+
+  private checkOutputLimit(): void {
+    const limit = this.location.maxOutputBodyLen;
+    // D15: the real bytes, counted once; over the limit is an error, never a silent drop.
+    if (limit > 0 && this.form.length > limit) {
+      throw new UploadError(413, `the form for the backend would exceed upload_max_output_body_len (${limit} bytes)`);
+    }
+  }
+
+  /** §4.4: a part with a (path-stripped) file name is a file, anything else a field. */
+  private async startPart(): Promise<void> {
+    const { location } = this;
+    const h = this.headers;
+    if (h.fileName !== '') {
+      this.fileNumber++;
+      let created: { path: string; handle: FileHandle };
+      try {
+        created = await this.services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess);
+      } catch (err) {
+        storeError(err);
+      }
+      this.files.add(created.path);
+      const fieldName = location.tameArrays && location.setFormFields.length > 0 ? tameArrayName(h.fieldName) : h.fieldName;
+      const vars: FileVariables = {
+        fieldName,
+        fileName: h.fileName,
+        contentType: h.contentType,
+        tmpPath: created.path,
+        fileNumber: this.fileNumber,
+        contentRange: 'bytes 0-0/0',
+      };
+      const part: FilePart = {
+        kind: 'file', path: created.path, handle: created.handle, digests: new FileDigests(this.digestNames),
+        size: 0, skipped: false, checkpoint: this.form.checkpoint(), vars,
+      };
+      this.part = part;
+      appendFileFields(this.form, location.setFormFields, this.lookup(vars));
+      this.checkOutputLimit();
+      this.addHeaders.push(...renderAddHeaders(location, this.lookup(vars)));
+      return;
+    }
+    const passed = this.filter.passes(h.fieldName);
+    this.part = { kind: 'field', passed };
+    if (passed) {
+      this.form.appendField(h.fieldName, '');
+      this.checkOutputLimit();
+    }
+    const vars: FileVariables = {
+      fieldName: h.fieldName, fileName: '', contentType: h.contentType, tmpPath: '',
+      fileNumber: this.fileNumber, contentRange: 'bytes 0-0/0',
+    };
+    this.addHeaders.push(...renderAddHeaders(location, this.lookup(vars)));
+  }
+
+  private async partData(data: Buffer): Promise<void> {
+    const part = this.part;
+    if (!part) return;
+    if (part.kind === 'field') {
+      if (!part.passed) return;
+      // Copied: the chunk is the request's buffer, a field value may be tiny.
+      this.form.appendFieldData(Buffer.from(data));
+      this.checkOutputLimit();
+      return;
+    }
+    if (part.skipped) return;
+    const limit = this.location.maxFileSize;
+    if (limit > 0 && part.size + data.length > limit) {
+      // §4.8: soft limit: the file is deleted, its fields rolled back, the request goes on.
+      part.skipped = true;
+      await this.dropFile(part);
+      this.form.rollback(part.checkpoint);
+      return;
+    }
+    for (const d of part.digests.digesters()) d.update(data);
+    await writeAt(part.handle!, data, part.size);
+    part.size += data.length;
+  }
+
+  private async endPart(): Promise<void> {
+    const part = this.part;
+    this.part = null;
+    if (!part || part.kind === 'field' || part.skipped) return;
+    const handle = part.handle!;
+    part.handle = null;
+    try {
+      if (this.location.fsync) await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+    const { vars } = part;
+    vars.digests = part.digests.finish();
+    vars.size = part.size;
+    vars.contentRange = `bytes 0-${part.size}/${part.size}`;
+    appendFileFields(this.form, this.location.aggregateFormFields, this.lookup(vars));
+    this.checkOutputLimit();
+  }
+
+  private async dropFile(part: FilePart): Promise<void> {
+    const handle = part.handle;
+    part.handle = null;
+    await handle?.close().catch(() => undefined);
+    await fs.rm(part.path, { force: true });
+    this.files.delete(part.path);
+  }
+
+  /** The whole body was read: the generated form, or 400 for a truncated body (D16). */
+  finish(): Buffer {
+    if (!this.parser.complete) {
+      throw new UploadError(400, 'multipart body incomplete: it ends without the closing boundary delimiter');
+    }
+    this.checkOutputLimit();
+    return this.form.finish();
+  }
+
+  /** Removes every file of the request (upload_cleanup). */
+  async removeFiles(): Promise<void> {
+    for (const file of [...this.files]) {
+      await fs.rm(file, { force: true }).catch(() => undefined);
+      this.files.delete(file);
+    }
+  }
+
+  /** The request failed: the open file is closed, and every file of the request removed. */
+  async abort(): Promise<void> {
+    this.aborted = true;
+    await this.inFlight;
+    const part = this.part;
+    this.part = null;
+    if (part?.kind === 'file') {
+      const handle = part.handle;
+      part.handle = null;
+      await handle?.close().catch(() => undefined);
+    }
+    await this.removeFiles();
+  }
+}
+
+function storeError(err: unknown): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') throw new UploadError(507, 'the upload store is full');
+  throw new UploadError(503, `the upload store is not writable (${code ?? 'error'})`);
+}
+
+async function writeAt(handle: FileHandle, data: Buffer, position: number): Promise<void> {
+  let done = 0;
+  while (done < data.length) {
+    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
+    done += bytesWritten;
+  }
+}
+
+/** Feeds the request body to the upload, with backpressure and `upload_limit_rate`. */
+class MultipartSink extends Writable {
+  private taken = 0;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly upload: MultipartUpload,
+    private readonly limitRate: number,
+  ) {
+    super({ highWaterMark: 256 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.step(chunk).then(() => callback(), callback);
+  }
+
+  private async step(chunk: Buffer): Promise<void> {
+    this.taken += chunk.length;
+    await this.upload.take(chunk);
+    await this.throttle();
+  }
+
+  /** By whole second t after the start, at most R·(t+1) bytes are taken (§7). */
+  private async throttle(): Promise<void> {
+    const rate = this.limitRate;
+    if (rate <= 0) return;
+    for (;;) {
+      const elapsed = Date.now() - this.startedAt;
+      if (this.taken <= rate * (Math.floor(elapsed / 1000) + 1)) return;
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (elapsed % 1000)));
+    }
+  }
+}
+
+/**
+ * Streams the request body through the parser (as receiveBody does for raw mode): `100 Continue`
+ * only now that the headers passed, the body limit enforced on the bytes themselves, and on an
+ * error the rest of the body drained so the client still reads our answer.
+ */
+function receiveMultipart(req: IncomingMessage, res: ServerResponse, upload: MultipartUpload, location: LocationConfig): Promise<void> {
+  if (/100-continue/i.test(String(req.headers.expect ?? ''))) res.writeContinue();
+  const bodyLimit = location.clientMaxBodySize;
+  const sink = new MultipartSink(upload, location.limitRate);
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    let seen = 0;
+    const settle = (err?: Error) => {
+      if (settled) return;
+      settled = true;
+      req.off('data', checkLimit);
+      if (!err) return resolve();
+      req.unpipe(sink);
+      sink.destroy();
+      req.resume();
+      reject(err);
+    };
+    const checkLimit = (chunk: Buffer) => {
+      seen += chunk.length;
+      if (bodyLimit > 0 && seen > bodyLimit) settle(new UploadError(413, `request body larger than client_max_body_size (${bodyLimit} bytes)`));
+    };
+    if (bodyLimit > 0) req.on('data', checkLimit);
+    sink.on('error', (err) => settle(err));
+    sink.on('finish', () => settle());
+    req.on('close', () => {
+      if (!req.complete) settle(new UploadError(400, 'request body incomplete: the connection closed before the whole body arrived'));
+    });
+    req.pipe(sink);
+  });
+}

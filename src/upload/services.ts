@@ -1,0 +1,25 @@
+import { promises as fs } from 'node:fs';
+import type { Logger } from 'pino';
+import type { LocationConfig } from '../config/types';
+import type { Locker, SessionRecord, SessionStore } from '../state/types';
+import type { TempCounter } from '../store/temp-names';
+
+/** What the upload handlers need from the outside world, composed at start-up (see gateway.ts). */
+export interface UploadServices {
+  /** The session store behind a location's `upload_state_store`. */
+  sessions(location: LocationConfig): SessionStore;
+  locker: Locker;
+  counter: TempCounter;
+  /** Identifies this gateway process in hand-off claims. */
+  instanceId: string;
+  /** True when no other instance shares the state (then a claim by another owner is from a dead process). */
+  singleInstance: boolean;
+  log: Logger;
+  expireSession(record: SessionRecord, store: SessionStore): Promise<void>;
+}
+
+/** An expired session loses its state; an incomplete one loses its data too (a complete file belongs to the backend). */
+export async function expireSession(record: SessionRecord, store: SessionStore): Promise<void> {
+  if (!record.completion) await fs.rm(record.dataPath, { force: true });
+  await store.delete(record.id);
+}
