@@ -16,6 +16,7 @@ import { FileSessionStore } from './state/file-session-store';
 import { MemoryLocker } from './state/memory-locker';
 import type { Locker, SessionStore } from './state/types';
 import { TempCounter } from './store/temp-names';
+import { InOrderDigests } from './store/digests';
 import { sampleBackendRouter } from './sample-backend';
 
 export interface GatewayOptions {
@@ -58,6 +59,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     sessions: storeFor,
     locker: options.locker ?? new MemoryLocker(),
     counter: new TempCounter(),
+    inOrderDigests: new InOrderDigests(),
     instanceId: randomUUID(),
     singleInstance: options.singleInstance ?? true,
     log,

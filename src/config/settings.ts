@@ -74,11 +74,13 @@ function define<K extends SettingKey, I>(spec: TypedSpec<K, I>): SettingSpec {
   };
 }
 
-const sizeInput = z.union([z.number().int().nonnegative(), z.string()], {
-  error: 'expected a size: a number of bytes, or an nginx size string such as "512", "10k", "8m", "1g"',
+const SIZE_EXPECTED = 'expected a size: a whole number of bytes, or an nginx size string such as "512", "10k", "8m", "1g"';
+const TIME_EXPECTED = 'expected a time: a whole number of milliseconds, or an nginx time string such as "500ms", "30s", "1h30m"';
+const sizeInput = z.union([z.number().int({ error: SIZE_EXPECTED }).nonnegative({ error: SIZE_EXPECTED }), z.string()], {
+  error: SIZE_EXPECTED,
 });
-const timeInput = z.union([z.number().int().nonnegative(), z.string()], {
-  error: 'expected a time: a number of milliseconds, or an nginx time string such as "500ms", "30s", "1h30m"',
+const timeInput = z.union([z.number().int({ error: TIME_EXPECTED }).nonnegative({ error: TIME_EXPECTED }), z.string()], {
+  error: TIME_EXPECTED,
 });
 const nameValueInput = z.array(z.strictObject({ name: z.string(), value: z.string() }), {
   error: 'expected an array of { name, value } objects',

@@ -50,13 +50,66 @@ export class FileDigests {
   }
 }
 
-/** Digests of a whole file read from disk (resumable uploads arrive out of order: D6). */
-export async function digestFile(path: string, names: Iterable<DigestName>): Promise<Partial<Record<DigestName, string>>> {
-  const digests = new FileDigests(names);
+/**
+ * Digests of a whole file read from disk (resumable uploads arrive out of order: D6). With
+ * `resume`, digests already fed with the file's first `from` bytes continue from there.
+ */
+export async function digestFile(
+  path: string,
+  names: Iterable<DigestName>,
+  resume?: { digests: FileDigests; from: number },
+): Promise<Partial<Record<DigestName, string>>> {
+  const digests = resume?.digests ?? new FileDigests(names);
   if (digests.empty) return {};
   const feed = digests.digesters();
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+  for await (const chunk of createReadStream(path, { start: resume?.from ?? 0, highWaterMark: 1024 * 1024 })) {
     for (const d of feed) d.update(chunk as Buffer);
   }
   return digests.finish();
+}
+
+/**
+ * Running digests of sessions whose segments arrive in order, so completing a sequential
+ * upload does not re-read the file. Bytes 0..next-1 are acknowledged and never rewritten (D4),
+ * so whatever happens later the digest can always be finished from the file at `next`.
+ * Only one segment feeds an entry at a time; a failed segment drops it. Bounded in size.
+ */
+export class InOrderDigests {
+  private readonly entries = new Map<string, { next: number; digests: FileDigests; busy: boolean }>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  /** Digests to feed with a segment starting at `start`, or null if it is not the next one. */
+  claim(key: string, start: number, names: ReadonlySet<DigestName>): FileDigests | null {
+    if (names.size === 0) return null;
+    let entry = this.entries.get(key);
+    if (!entry && start === 0) {
+      if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
+      entry = { next: 0, digests: new FileDigests(names), busy: false };
+      this.entries.set(key, entry);
+    }
+    if (!entry || entry.busy || entry.next !== start) return null;
+    entry.busy = true;
+    return entry.digests;
+  }
+
+  /** The claimed segment is acknowledged up to `end`. */
+  commit(key: string, end: number): void {
+    const entry = this.entries.get(key);
+    if (!entry) return;
+    entry.next = end + 1;
+    entry.busy = false;
+  }
+
+  /** The claimed segment failed: its bytes may be partly digested, so the entry is useless. */
+  abandon(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** Removes and returns the entry (at completion), unless a segment is feeding it. */
+  take(key: string): { digests: FileDigests; from: number } | undefined {
+    const entry = this.entries.get(key);
+    this.entries.delete(key);
+    return entry && !entry.busy ? { digests: entry.digests, from: entry.next } : undefined;
+  }
 }

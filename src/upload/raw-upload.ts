@@ -192,41 +192,54 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
       fileErrorToUpload(err);
     }
     const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
+    const compare = intersect(record.ranges, segment);
+    const digestKey = `${id}\0${record.createdAt}`;
+    const fileDigests = alreadyComplete || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, range.start, digestsNeeded(location));
     const writer = new SegmentWriter({
-      handle, start: range.start, expectedLength: range.end - range.start + 1,
-      compare: intersect(record.ranges, segment), digesters: checksumDigests?.digesters() ?? [],
+      handle, start: range.start, expectedLength: range.end - range.start + 1, compare,
+      digesters: [...(checksumDigests?.digesters() ?? []), ...(fileDigests?.digesters() ?? [])],
       limitRate: location.limitRate, softLimit: 0, durable: location.fsync,
     });
     try {
       await receiveInto(ctx, location, writer, range.end - range.start + 1, headers.checksum, checksumDigests);
+    } catch (err) {
+      if (fileDigests) services.inOrderDigests.abandon(digestKey);
+      throw err;
     } finally {
       await handle?.close();
     }
 
     // 3. Record the segment (D23: only now is it acknowledged) and decide what answers it.
-    const outcome = await withLock(locker, id, async (): Promise<SegmentOutcome> => {
-      const now = Date.now();
-      const current = await sessions.get(id);
-      if (!current || current.createdAt !== record.createdAt) {
-        throw new UploadError(409, `session ${id} expired while the segment was being received`);
-      }
-      if (isComplete(current.ranges, current.total)) {
-        if (current.completion) return { kind: 'replay', record: current };
-        if (current.handoff && !isStaleHandoff(current, location, services)) throw retryLater('the upload is being handed to the backend; retry shortly');
-      } else {
-        current.ranges = addRange(current.ranges, segment);
-        current.expiresAt = now + location.sessionTimeoutMs;
-      }
-      // The completing segment's headers describe the file (as the module reports them).
-      current.fileName = headers.fileName;
-      current.contentType = headers.contentType;
-      current.fieldName = headers.fieldName;
-      current.updatedAt = now;
-      const complete = isComplete(current.ranges, current.total);
-      if (complete) current.handoff = { owner: services.instanceId, startedAt: now };
-      await sessions.put(current);
-      return { kind: complete ? 'handoff' : 'partial', record: current };
-    });
+    let outcome: SegmentOutcome;
+    try {
+      outcome = await withLock(locker, id, async (): Promise<SegmentOutcome> => {
+        const now = Date.now();
+        const current = await sessions.get(id);
+        if (!current || current.createdAt !== record.createdAt) {
+          throw new UploadError(409, `session ${id} expired while the segment was being received`);
+        }
+        if (isComplete(current.ranges, current.total)) {
+          if (current.completion) return { kind: 'replay', record: current };
+          if (current.handoff && !isStaleHandoff(current, location, services)) throw retryLater('the upload is being handed to the backend; retry shortly');
+        } else {
+          current.ranges = addRange(current.ranges, segment);
+          current.expiresAt = now + location.sessionTimeoutMs;
+        }
+        // The completing segment's headers describe the file (as the module reports them).
+        current.fileName = headers.fileName;
+        current.contentType = headers.contentType;
+        current.fieldName = headers.fieldName;
+        current.updatedAt = now;
+        const complete = isComplete(current.ranges, current.total);
+        if (complete) current.handoff = { owner: services.instanceId, startedAt: now };
+        await sessions.put(current);
+        return { kind: complete ? 'handoff' : 'partial', record: current };
+      });
+    } catch (err) {
+      if (fileDigests) services.inOrderDigests.abandon(digestKey);
+      throw err;
+    }
+    if (fileDigests) services.inOrderDigests.commit(digestKey, range.end);
 
     const addHeaders = renderAddHeaders(location, variableLookup(ctx.req, segmentVariables(outcome.record, range, 1)));
     if (outcome.kind === 'partial') return sendRangeAnswer(ctx, 201, outcome.record, location, addHeaders);
@@ -258,7 +271,8 @@ async function handOffSession(ctx: Context, location: LocationConfig, services: 
   const form = new FormBodyBuilder(boundary);
   const lookup = variableLookup(ctx.req, vars);
   appendFileFields(form, location.setFormFields, lookup);
-  vars.digests = await digestFile(record.dataPath, digestsNeeded(location));
+  const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
+  vars.digests = await digestFile(record.dataPath, digestsNeeded(location), resume);
   vars.size = record.total;
   appendFileFields(form, location.aggregateFormFields, lookup);
   checkOutputLimit(form, location);

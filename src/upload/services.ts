@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { LocationConfig } from '../config/types';
 import type { Locker, SessionRecord, SessionStore } from '../state/types';
 import type { TempCounter } from '../store/temp-names';
+import type { InOrderDigests } from '../store/digests';
 
 /** What the upload handlers need from the outside world, composed at start-up (see gateway.ts). */
 export interface UploadServices {
@@ -10,6 +11,8 @@ export interface UploadServices {
   sessions(location: LocationConfig): SessionStore;
   locker: Locker;
   counter: TempCounter;
+  /** Digests of sessions uploaded in order (so completion need not re-read the file). */
+  inOrderDigests: InOrderDigests;
   /** Identifies this gateway process in hand-off claims. */
   instanceId: string;
   /** True when no other instance shares the state (then a claim by another owner is from a dead process). */
