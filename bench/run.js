@@ -5,7 +5,8 @@
  * process) next to the same bytes written by a bare node:http loopback server straight to disk,
  * with the same client and the same concurrency, in one run.
  *
- *   node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both] [--digests]
+ *   node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both]
+ *                     [--repeat N] [--digests]
  *
  * Scenarios (full size):
  *   large   one 1 GiB file in 8 MiB segments, one segment in flight
@@ -15,9 +16,13 @@
  * Each scenario runs against both servers with `upload_fsync on` (the bare server fdatasyncs each
  * segment) and with `upload_fsync off` (the bare server does not). Every server run gets a fresh
  * child process (so its VmHWM is the peak RSS of that run) and a fresh directory under
- * os.tmpdir(), removed (and `sync`ed) before the next run.
+ * os.tmpdir(), removed (and `sync`ed) before the next run. Each combination runs --repeat times
+ * (default 3, 1 with --quick), bare and gateway in alternating order, and the median run is shown:
+ * disk speed on shared or virtual machines drifts a lot from one run to the next.
+ * --digests adds md5 and sha256 aggregate fields to the gateway (it then reads the file back).
  *
  * This is a benchmark, not a test: it exits non-zero only when an upload fails.
+ * BENCH_NODE_ARGS adds node flags to the server children (e.g. "--cpu-prof --cpu-prof-dir=DIR").
  */
 const http = require('node:http');
 const net = require('node:net');
@@ -35,6 +40,8 @@ const GiB = 1024 * MiB;
 const BLOCK_SIZE = 8 * MiB;
 const RSS_TARGET_MB = 150;
 const RATIO_TARGET = 0.8;
+/** Extra node flags for the server children, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 // ---------------------------------------------------------------------------------------------
 // Bare baseline server (child process role): node:http, positional writes, nothing else.
@@ -157,7 +164,7 @@ function scenarios(quick) {
 }
 
 function parseArgs(argv) {
-  const opts = { quick: false, scenarios: null, fsync: ['on', 'off'], digests: false };
+  const opts = { quick: false, scenarios: null, fsync: ['on', 'off'], digests: false, repeat: null };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const value = () => {
@@ -168,13 +175,17 @@ function parseArgs(argv) {
     };
     if (arg === '--quick') opts.quick = true;
     else if (arg === '--digests') opts.digests = true;
+    else if (arg === '--repeat' || arg.startsWith('--repeat=')) {
+      opts.repeat = Number(value());
+      if (!Number.isInteger(opts.repeat) || opts.repeat < 1) throw new Error('--repeat takes a whole number ≥ 1');
+    }
     else if (arg === '--scenario' || arg.startsWith('--scenario=')) opts.scenarios = value().split(',').filter(Boolean);
     else if (arg === '--fsync' || arg.startsWith('--fsync=')) {
       const v = value();
       if (!['on', 'off', 'both'].includes(v)) throw new Error('--fsync takes on, off or both');
       opts.fsync = v === 'both' ? ['on', 'off'] : [v];
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both] [--digests]\n');
+      process.stdout.write('usage: node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both] [--repeat N] [--digests]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -254,7 +265,7 @@ function memoryOf(pid) {
 class ServerProcess {
   constructor(args, env) {
     this.tail = [];
-    this.child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk) => {
       this.tail.push(String(chunk));
       if (this.tail.length > 40) this.tail.shift();
@@ -476,7 +487,7 @@ const mb = (bytes) => bytes / 1e6;
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 function row(cells) {
-  const widths = [8, 6, 8, 9, 10, 9, 9, 10, 8];
+  const widths = [8, 6, 8, 7, 10, 8, 8, 11, 7, 10];
   return cells.map((c, i) => pad(c, widths[i], i < 3)).join('  ');
 }
 
@@ -506,6 +517,7 @@ async function main() {
     return found;
   }) : all;
 
+  const repeat = opts.repeat ?? (opts.quick ? 1 : 3);
   const cpus = os.cpus();
   console.log('upload gateway benchmark');
   console.log(`  node ${process.version} on ${os.platform()} ${os.release()} ${os.arch()}`);
@@ -518,40 +530,58 @@ async function main() {
 
   const block = makeBlock();
   const backend = await startBackend();
-  const results = [];
+  const runs = [];
   let failed = false;
   for (const scenario of selected) {
     for (const fsync of opts.fsync) {
-      for (const server of ['bare', 'gateway']) {
-        process.stderr.write(`  … ${scenario.name} fsync ${fsync} ${server}`);
-        const r = await runOne(scenario, server, fsync, block, backend, opts);
-        process.stderr.write(` ${fmt(r.seconds, 1)} s, ${fmt(mb(r.bytes) / r.seconds)} MB/s\n`);
-        results.push({ scenario, fsync, server, ...r });
-        if (r.failures.length > 0) {
-          failed = true;
-          process.stderr.write(`    FAILED (${r.failures.length}):\n${r.failures.slice(0, 10).map((f) => `      ${f}`).join('\n')}\n`);
+      for (let rep = 0; rep < repeat; rep++) {
+        // Alternate the order (bare first, then gateway first, …) so drift in the disk's speed
+        // does not always favour the same server.
+        for (const server of rep % 2 === 0 ? ['bare', 'gateway'] : ['gateway', 'bare']) {
+          process.stderr.write(`  … ${scenario.name} fsync ${fsync} ${server}${repeat > 1 ? ` (${rep + 1}/${repeat})` : ''}`);
+          const r = await runOne(scenario, server, fsync, block, backend, opts);
+          r.rate = mb(r.bytes) / r.seconds;
+          process.stderr.write(` ${fmt(r.seconds, 1)} s, ${fmt(r.rate)} MB/s\n`);
+          runs.push({ scenario, fsync, server, ...r });
+          if (r.failures.length > 0) {
+            failed = true;
+            process.stderr.write(`    FAILED (${r.failures.length}):\n${r.failures.slice(0, 10).map((f) => `      ${f}`).join('\n')}\n`);
+          }
         }
       }
     }
   }
   backend.server.close();
 
+  // Per scenario, fsync and server: the run with the median MB/s (its latencies too); peak RSS
+  // is the highest of all its runs.
+  const results = [];
+  for (const scenario of selected) {
+    for (const fsync of opts.fsync) {
+      for (const server of ['bare', 'gateway']) {
+        const mine = runs.filter((r) => r.scenario === scenario && r.fsync === fsync && r.server === server).sort((a, b) => a.rate - b.rate);
+        if (mine.length === 0) continue;
+        const median = mine[Math.floor((mine.length - 1) / 2)];
+        results.push({ ...median, peakRss: Math.max(...mine.map((r) => r.peakRss)), min: mine[0].rate, max: mine[mine.length - 1].rate });
+      }
+    }
+  }
   const find = (scenario, fsync, server) => results.find((r) => r.scenario === scenario && r.fsync === fsync && r.server === server);
-  console.log(row(['scenario', 'fsync', 'server', 'MB/s', 'segments/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'gw/bare']));
+  if (repeat > 1) console.log(`${repeat} runs each, in alternating order; MB/s, segments/s and latencies of the median run, "runs" = slowest–fastest MB/s, peak RSS = highest\n`);
+  console.log(row(['scenario', 'fsync', 'server', 'MB/s', 'segments/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'gw/bare', ...(repeat > 1 ? ['runs MB/s'] : [])]));
   for (const r of results) {
     const bare = find(r.scenario, r.fsync, 'bare');
-    const ratio = r.server === 'gateway' && bare ? fmt(mb(r.bytes) / r.seconds / (mb(bare.bytes) / bare.seconds), 2) : '';
-    console.log(row([r.scenario.name, r.fsync, r.server, fmt(mb(r.bytes) / r.seconds), fmt(r.segments / r.seconds, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / 1e6, 0), ratio]));
+    const ratio = r.server === 'gateway' && bare ? fmt(r.rate / bare.rate, 2) : '';
+    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / 1e6, 0), ratio, ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
   }
   console.log('');
 
   // Verdicts.
-  const rate = (r) => mb(r.bytes) / r.seconds;
   for (const fsync of opts.fsync) {
     const gw = find(all[0], fsync, 'gateway');
     const bare = find(all[0], fsync, 'bare');
     if (!gw || !bare) continue;
-    const ratio = rate(gw) / rate(bare);
+    const ratio = gw.rate / bare.rate;
     console.log(`verdict: large segments (8 MiB), fsync ${fsync}: gateway/bare ${fmt(ratio, 2)} ${ratio >= RATIO_TARGET ? '≥' : '<'} ${RATIO_TARGET} → ${ratio >= RATIO_TARGET ? 'PASS' : 'FAIL'}`);
   }
   const gateways = results.filter((r) => r.server === 'gateway');
@@ -564,7 +594,7 @@ async function main() {
     const gains = selected.map((s) => {
       const on = find(s, 'on', 'gateway');
       const off = find(s, 'off', 'gateway');
-      return on && off ? `${s.name} ×${fmt(rate(off) / rate(on), 2)} MB/s, p50 ${fmt(on.p50, 1)} → ${fmt(off.p50, 1)} ms` : null;
+      return on && off ? `${s.name} ×${fmt(off.rate / on.rate, 2)} MB/s (p50 ${fmt(on.p50, 1)} → ${fmt(off.p50, 1)} ms)` : null;
     }).filter(Boolean);
     console.log(`upload_fsync off vs on (gateway): ${gains.join('; ')}`);
   }

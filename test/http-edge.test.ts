@@ -1,18 +1,29 @@
-import { startTestGateway, rawRequest, httpRequest, segmentRequest } from './helpers/gateway';
-
-test('probe', async () => {
+import { startTestGateway, segmentRequest } from './helpers/gateway';
+import * as net from 'node:net';
+test('probe pipelining', async () => {
   const gw = await startTestGateway();
   try {
-    const big = Buffer.alloc(1024 * 1024, 0x41);
-    const r1 = await rawRequest(gw.port, segmentRequest('a.b', 0, big.length - 1, big.length, big, [['Connection', 'keep-alive']]));
-    console.log('bad sid big body', r1.status, r1.headers, r1.body.toString(), r1.closed);
-    const r2 = await rawRequest(gw.port, Buffer.concat([segmentRequest('a.b', 0, 4, 10, 'hello', [['Connection', 'keep-alive']]), Buffer.from('GET /upload HTTP/1.1\r\nHost: x\r\n\r\n')]));
-    console.log('bad sid keepalive', r2.status, r2.raw.toString());
-    const r3 = await rawRequest(gw.port, segmentRequest('s1', 0, 4, 10, 'hello'));
-    console.log('201', r3.raw.toString());
-    const r4 = await rawRequest(gw.port, httpRequest('HEAD', '/upload', [['Session-ID', 'nope']]));
-    console.log('HEAD', JSON.stringify(r4.raw.toString()));
-    const r5 = await rawRequest(gw.port, httpRequest('GET', '/upload', [['Session-ID', 's1']]));
-    console.log('GET', JSON.stringify(r5.raw.toString()));
+    for (let i = 0; i < 5; i++) {
+      const id = `pp${i}`;
+      const big = Buffer.alloc(200000, 0x61);
+      const a = segmentRequest(id, 0, big.length - 1, big.length + 5, big, [['Connection', 'keep-alive']]);
+      const b = segmentRequest(id, big.length, big.length + 4, big.length + 5, 'world');
+      const raw = await new Promise<string>((resolve) => {
+        const s = net.connect(gw.port, '127.0.0.1', () => s.write(Buffer.concat([a, b])));
+        const chunks: Buffer[] = [];
+        s.on('data', (c) => chunks.push(c));
+        s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      });
+      console.log(raw.split('\r\n').filter((l) => /^HTTP|^Range|^\d|^backend/.test(l)).join(' | '));
+      const a2 = segmentRequest(id + 'r', 0, 4, 10, 'hello', [['Connection', 'keep-alive']]);
+      const b2 = segmentRequest(id + 'r', 0, 4, 10, 'hello');
+      const raw2 = await new Promise<string>((resolve) => {
+        const s = net.connect(gw.port, '127.0.0.1', () => s.write(Buffer.concat([a2, b2])));
+        const chunks: Buffer[] = [];
+        s.on('data', (c) => chunks.push(c));
+        s.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      });
+      console.log('retry:', JSON.stringify(raw2));
+    }
   } finally { await gw.close(); }
 });

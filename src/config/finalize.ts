@@ -120,7 +120,7 @@ function resolveUploadPass(
     const found = matchProxyLocation(value, byUri);
     if (!found) throw configError(where, `upload_pass "${value}": no location with "proxy_pass" matches it`);
     // proxy_pass with a URI replaces the part of the URI the location matched, as nginx does.
-    const path = found.url.path === null ? value : found.url.path + value;
+    const path = found.url.path === null ? value : found.url.path + value.slice(found.draft.path.length);
     return { pass: { source: value, origin: found.url.origin, hostHeader: found.url.hostHeader, path }, via: found.draft };
   }
   throw configError(where, `invalid upload_pass "${value}": expected an http:// or https:// URL, @name or /uri`);

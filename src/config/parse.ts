@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { atWhere, ConfigError, configError, type Where } from './errors';
-import { DEFAULT_LISTEN, finalizeConfig, newScope, type ConfigDraft, type LocationDraft, type ScopeDraft } from './finalize';
+import { finalizeConfig, newScope, type ConfigDraft, type LocationDraft, type ScopeDraft } from './finalize';
 import { parseStatements, type Statement, type Word } from './lexer';
 import { SETTING_BY_DIRECTIVE, type SettingKey } from './settings';
 import type { GatewayConfig } from './types';
@@ -225,4 +225,3 @@ export function loadConfigFile(file: string): GatewayConfig {
   return parseConfig(text, file);
 }
 
-export { DEFAULT_LISTEN };

@@ -144,8 +144,3 @@ export function templateUses(template: Template, names: ReadonlySet<string> | ((
   const test = typeof names === 'function' ? names : (name: string) => names.has(name);
   return template.parts.some((part) => 'variable' in part && test(part.variable));
 }
-
-/** Whether a string contains anything nginx would treat as a variable. */
-export function hasVariables(text: string): boolean {
-  return text.includes('$');
-}
