@@ -261,6 +261,19 @@ function memoryOf(pid) {
   }
 }
 
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** CPU seconds (user + system, all threads) a process has used so far; NaN where /proc is missing. */
+function cpuSecondsOf(pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS; // utime, stime
+  } catch {
+    return NaN;
+  }
+}
+
 /** A child server process with its peak RSS sampled every 50 ms. */
 class ServerProcess {
   constructor(args, env) {
@@ -285,6 +298,14 @@ class ServerProcess {
   }
   output() {
     return this.tail.join('');
+  }
+  /** Marks the start of the measured work (after start-up). */
+  startCpu() {
+    this.cpuAtStart = cpuSecondsOf(this.child.pid);
+  }
+  /** CPU seconds used since startCpu(). */
+  cpu() {
+    return cpuSecondsOf(this.child.pid) - this.cpuAtStart;
   }
   async stop() {
     this.sample();
@@ -463,8 +484,10 @@ async function runOne(scenario, server, fsync, block, backend, opts) {
   const handoffsBefore = backend.handoffs;
   try {
     await waitForPort(port, proc.child, () => proc.output());
+    proc.startCpu();
     const result = await runLoad(scenario, port, block, `${server}-${fsync}-${process.pid}`);
     result.handoffs = backend.handoffs - handoffsBefore;
+    result.cpu = proc.cpu();
     result.peakRss = await proc.stop();
     if (result.failures.length === 0) {
       if (server === 'gateway' && result.handoffs !== scenario.sessions) result.failures.push(`${result.handoffs} hand-offs for ${scenario.sessions} sessions`);
@@ -487,7 +510,7 @@ const mb = (bytes) => bytes / 1e6;
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 function row(cells) {
-  const widths = [8, 6, 8, 7, 10, 8, 8, 11, 7, 10];
+  const widths = [8, 6, 8, 7, 10, 8, 8, 11, 7, 9, 10];
   return cells.map((c, i) => pad(c, widths[i], i < 3)).join('  ');
 }
 
@@ -524,7 +547,9 @@ async function main() {
   console.log(`  cpus: ${cpus.length} × ${cpus[0]?.model ?? 'unknown'}; memory ${fmt(os.totalmem() / GiB)} GiB`);
   console.log(`  files under ${os.tmpdir()}; client, hand-off backend and each server in separate processes on 127.0.0.1`);
   console.log(`  gateway: bin/upload-gateway.js, fields name, content_type, path, size${opts.digests ? ', md5, sha256' : ''}; bare: node:http + positional writev${opts.quick ? '\n  --quick: scaled-down sizes' : ''}`);
-  console.log('  MB = 10^6 bytes; latency per segment request (send start → response end); peak RSS = server VmHWM');
+  console.log('  MB = 10^6 bytes; latency per segment request (send start → response end); peak RSS = server VmHWM;');
+  console.log('  CPU ms/MB = server process CPU time (user + system, all threads) per MB uploaded, less sensitive to other load');
+  console.log(`  load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   for (const s of selected) console.log(`  ${pad(s.name, 7, true)} ${s.label}: ${s.segments} segments, ${fmt(s.bytes / MiB, 0)} MiB, ${s.sessions * s.inFlight} requests in flight`);
   console.log('');
 
@@ -568,14 +593,15 @@ async function main() {
   }
   const find = (scenario, fsync, server) => results.find((r) => r.scenario === scenario && r.fsync === fsync && r.server === server);
   if (repeat > 1) console.log(`${repeat} runs each, in alternating order; MB/s, segments/s and latencies of the median run, "runs" = slowest–fastest MB/s, peak RSS = highest\n`);
-  console.log(row(['scenario', 'fsync', 'server', 'MB/s', 'segments/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'gw/bare', ...(repeat > 1 ? ['runs MB/s'] : [])]));
+  console.log(row(['scenario', 'fsync', 'server', 'MB/s', 'segments/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'gw/bare', 'CPU ms/MB', ...(repeat > 1 ? ['runs MB/s'] : [])]));
   for (const r of results) {
     const bare = find(r.scenario, r.fsync, 'bare');
     const ratio = r.server === 'gateway' && bare ? fmt(r.rate / bare.rate, 2) : '';
-    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / 1e6, 0), ratio, ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
+    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / 1e6, 0), ratio, fmt((r.cpu * 1000) / mb(r.bytes), 2), ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
   }
   console.log('');
 
+  console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
   // Verdicts.
   for (const fsync of opts.fsync) {
     const gw = find(all[0], fsync, 'gateway');

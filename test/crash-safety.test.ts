@@ -17,6 +17,8 @@ import {
 } from './helpers/segments';
 
 const MiB = 1024 * 1024;
+const T0 = Date.now();
+const dbg = (...a: unknown[]) => { if (process.env.CRASH_DEBUG) process.stderr.write(`${Date.now() - T0} ${a.join(' ')}\n`); };
 
 /** A gateway process on a fixed port and fixed directories that can be killed and restarted. */
 class RestartableGateway {
@@ -146,11 +148,11 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
     const PARALLEL = 3;
     const SESSION = 'crash-many-1';
     const rand = prng(0xc0ffee);
-    const source = randomFile(SIZE, 0x5eed);
+    dbg('t1'); const source = randomFile(SIZE, 0x5eed); dbg('t2');
     const segments = segmentsOf(SIZE, SEGMENT);
     const deadline = Date.now() + 45_000;
 
-    const gw = await RestartableGateway.create('crash-many-');
+    const gw = await RestartableGateway.create('crash-many-'); dbg('t3');
     gateways.push(gw);
 
     // ---- the client's view -------------------------------------------------------------
@@ -187,12 +189,12 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
         response = await sendSegment(gw.port, SESSION, source, range, { pauseAt });
       } catch (err) {
         if (!(err instanceof ConnectionLost)) throw err;
-        stats.connectionErrors++;
+        stats.connectionErrors++; dbg('lost', range.start / MiB, (err as Error).message);
         return;
       }
       if (response.status === 201) {
         // D23: a 201 means the segment and the session state are on disk.
-        stats.acknowledged++;
+        stats.acknowledged++; dbg('201', range.start / MiB);
         acknowledge([range, ...rangesOf(response)]);
         const fire = on201;
         on201 = null;
@@ -209,7 +211,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
     async function client(): Promise<SimpleResponse> {
       for (let round = 0; round < 1000 && !stopped; round++) {
         if (Date.now() > deadline) throw new Error(`upload not finished in time; acknowledged ${formatRanges(acked, SIZE)}`);
-        stats.rounds++;
+        stats.rounds++; dbg('round');
         let status: SimpleResponse;
         try {
           status = await statusQuery(gw.port, SESSION);
@@ -238,7 +240,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
         await pool(toSend, PARALLEL, sendOne);
         if (finalAnswer) return finalAnswer;
       }
-      throw new Error('client gave up');
+      throw new Error(stopped ? 'client stopped (the killer failed)' : 'client gave up after 1000 rounds');
     }
 
     // ---- the killer --------------------------------------------------------------------
@@ -306,13 +308,13 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
           break;
         }
 
-        const before = acked;
+        dbg('kill', mode, victim?.start); const before = acked;
         await gw.kill();
         releaseVictim();
         done.push({ mode, at: coveredBytes(before), victim });
         // Dead gateway: every byte acknowledged before the kill is in the data file as sent.
         await expectBytesOnDisk(gw.dataPath(SESSION), source, before);
-        await gw.restart();
+        await gw.restart(); dbg('restarted');
 
         const status = await statusQuery(gw.port, SESSION);
         expect(status.status).toBe(200);
@@ -328,7 +330,10 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
 
     const [clientResult, killerResult] = await Promise.allSettled([
       client().finally(() => (stopped = true)),
-      killer().finally(() => (stopped = true)),
+      killer().catch((err) => {
+        stopped = true; // a broken invariant ends the client too
+        throw err;
+      }),
     ]);
     if (clientResult.status === 'rejected') throw clientResult.reason;
     if (killerResult.status === 'rejected') throw killerResult.reason;

@@ -554,6 +554,28 @@ describe('D7: completion is exactly-once; an unreachable backend keeps the uploa
     }
   });
 
+  test('a backend that does not answer within proxy_read_timeout → 503 + Retry-After, the upload kept', async () => {
+    const own = await startTestGateway({ locationBody: `${DEFAULT_LOCATION}\n    proxy_read_timeout 300ms;` });
+    try {
+      const id = sid('d7t');
+      own.backend.delayMs = 2000;
+      const res = await send(own, segmentRequest(id, 0, 4, 5, 'hello'));
+      expectPlainError(res, 503);
+      expect(res.headers['retry-after']).toBeDefined();
+      expect(readFileSync(dataPath(own, id)).toString()).toBe('hello');
+      own.backend.delayMs = 0;
+      const retry = await send(own, segmentRequest(id, 0, 4, 5, 'hello'));
+      expect(retry.status).toBe(200);
+      // The timed-out hand-off did reach the backend: a timeout cannot be exactly-once.
+      expect(own.backend.calls.length).toBeGreaterThanOrEqual(1);
+      const calls = own.backend.calls.length;
+      expect((await send(own, segmentRequest(id, 0, 4, 5, 'hello'))).status).toBe(200);
+      expect(own.backend.calls.length).toBe(calls);
+    } finally {
+      await own.close();
+    }
+  });
+
   test('upload_pass at a closed port → 503 + Retry-After (not 502), the upload kept', async () => {
     const own = await startTestGateway({ locationBody: DEFAULT_LOCATION.replace('http://__BACKEND__', 'http://127.0.0.1:9') });
     try {
@@ -592,10 +614,50 @@ describe('D8: a client disconnect mid-segment never deletes acknowledged bytes (
   });
 });
 
+describe('D8: a client disconnect before the body is read', () => {
+  // BUG: when the connection is gone before the handler reaches receiveBody() (it first awaits
+  // the session lock, the state store and the data file), the request's 'close' event has
+  // already been emitted and receiveBody() waits for it forever: the handler hangs, the
+  // segment's reservation is never released (every overlapping retry → 503 until a restart) and
+  // an unranged upload's file is never removed. Proposed patch (src/upload/receive-body.ts):
+  // settle at once when the request is already destroyed, see the report.
+  test('a segment whose client vanished at once does not block its range', async () => {
+    const id = sid('d8a');
+    expect((await send(gw, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
+    const request = segmentRequest(id, 5, 9, 10, 'world');
+    const socket = net.connect(gw.port, '127.0.0.1', () => {
+      socket.write(request.subarray(0, request.length - 3));
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.on('close', resolve));
+    await sleep(300);
+    expect((await query(gw, id)).headers.range).toBe('0-4/10');
+    const res = await send(gw, request);
+    expect(res.status).toBe(200);
+    expect(readFileSync(dataPath(gw, id)).toString()).toBe('helloworld');
+  });
+
+  test('an unranged upload whose client vanished at once leaves no file', async () => {
+    const before = listFiles(gw.store);
+    const request = httpRequest('POST', '/upload', [['Content-Type', 'application/octet-stream'], ['Content-Disposition', 'attachment; filename="v.txt"']], 'hello world');
+    const socket = net.connect(gw.port, '127.0.0.1', () => {
+      socket.write(request.subarray(0, request.length - 3));
+      socket.destroy();
+    });
+    socket.on('error', () => undefined);
+    await new Promise((resolve) => socket.on('close', resolve));
+    for (let i = 0; i < 20 && listFiles(gw.store).length !== before.length; i++) await sleep(50);
+    expect(listFiles(gw.store)).toEqual(before);
+  });
+});
+
 describe('D9: a completed session is remembered for the retention time, then its id starts afresh', () => {
   let own: TestGateway;
   beforeAll(async () => {
-    own = await startTestGateway({ locationBody: DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_completed_retention 1s;') });
+    own = await startTestGateway({
+      locationBody: DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_completed_retention 1s;\n    upload_session_timeout 1s;'),
+    });
   });
   afterAll(async () => {
     await own?.close();
@@ -626,6 +688,51 @@ describe('D9: a completed session is remembered for the retention time, then its
     expect(res.status).toBe(201);
     expect(res.body.toString()).toBe('2-3/8');
     expect(readFileSync(dataPath(own, id)).equals(Buffer.from('\0\0cd'))).toBe(true);
+  });
+
+  const singleShot = (id: string, body: string) => httpRequest('POST', '/upload', [
+    ['Content-Type', 'application/octet-stream'],
+    ['Content-Disposition', 'attachment; filename="single.txt"'],
+    ['Session-ID', id],
+  ], body);
+
+  test('a single-shot upload (Session-ID, no range) with the id of an upload in progress → 409', async () => {
+    const id = sid('d9i');
+    expect((await send(own, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
+    expectPlainError(await send(own, singleShot(id, 'other')), 409);
+    expect(readFileSync(dataPath(own, id)).toString()).toBe('hello');
+  });
+
+  // BUG: a single-shot upload (Session-ID, no Content-Range) with the id of a session completed
+  // within upload_completed_retention is accepted and truncates the completed file, while the
+  // session still says "complete 0-9/10" and replays the old answer: the replay of the final
+  // segment then fails with 409 (its bytes "differ"), and the file the backend was told about is
+  // gone. A ranged reuse gets 409 in the same situation (D9). Proposed patch
+  // (src/upload/raw-upload.ts, handleWholeFile): refuse with 409 while the completed session is
+  // retained, see the report.
+  test('a single-shot upload never overwrites a completed upload during the retention time', async () => {
+    const id = sid('d9c');
+    expect((await send(own, segmentRequest(id, 0, 9, 10, '0123456789'))).status).toBe(200);
+    const res = await send(own, singleShot(id, 'abcd'));
+    expect(res.status).toBe(409);
+    expect(readFileSync(dataPath(own, id)).toString()).toBe('0123456789');
+    expect((await send(own, segmentRequest(id, 0, 9, 10, '0123456789'))).status).toBe(200);
+  });
+
+  // BUG: a single-shot upload with the id of an expired but not yet swept incomplete session is
+  // written into the session's file and handed to the backend (200); the next expiry sweep then
+  // removes that file as the expired session's data. An upload the backend accepted is lost.
+  // Proposed patch: the same place as above expires the stale session first, see the report.
+  test('a single-shot upload over an expired, not yet swept session survives the sweep', async () => {
+    const id = sid('d9e');
+    expect((await send(own, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
+    await sleep(1200);
+    const res = await send(own, singleShot(id, 'single shot'));
+    expect(res.status).toBe(200);
+    expect(own.backend.field(lastCall(own), 'path')).toBe(dataPath(own, id));
+    await own.gateway.sweepExpired();
+    expect(existsSync(dataPath(own, id))).toBe(true);
+    expect(readFileSync(dataPath(own, id)).toString()).toBe('single shot');
   });
 });
 

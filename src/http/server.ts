@@ -26,6 +26,10 @@ const PARSER_ERRORS: Record<string, [number, string]> = {
  */
 export function createHttpServer(handler: http.RequestListener, options: { lenient: boolean }): http.Server {
   const server = http.createServer({ insecureHTTPParser: options.lenient, requestTimeout: 0 }, handler);
+  // Outlive the keep-alive of a front proxy's upstream connections (nginx: 60s), so a proxy never
+  // reuses a connection the gateway is just closing (that POST would get a 502).
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
   server.on('checkContinue', handler);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   return server;

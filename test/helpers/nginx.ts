@@ -4,7 +4,7 @@
  * what the test exercises.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { REPO_ROOT, freePort, tempDir, waitForPort } from './process';
 
@@ -35,13 +35,13 @@ export function nginxVersion(bin: string): string {
 }
 
 /** Replaces `pattern` in `text`, which must occur exactly once (the example and the test stay in step). */
-function substituteOnce(text: string, pattern: RegExp, replacement: string, what: string): string {
+function substituteOnce(text: string, pattern: RegExp, replacement: string | ((match: string, ...groups: string[]) => string), what: string): string {
   const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
   const count = (text.match(global) ?? []).length;
   if (count !== 1) {
     throw new Error(`${path.relative(REPO_ROOT, NGINX_EXAMPLE)}: expected exactly one ${what} (${pattern}), found ${count}; update test/helpers/nginx.ts with the example`);
   }
-  return text.replace(pattern, () => replacement);
+  return text.replace(pattern, typeof replacement === 'string' ? () => replacement : replacement);
 }
 
 /**
@@ -50,8 +50,9 @@ function substituteOnce(text: string, pattern: RegExp, replacement: string, what
  */
 export function exampleServerConfig(options: { listenPort: number; gatewayPort: number; dir: string }): string {
   let text = readFileSync(NGINX_EXAMPLE, 'utf8');
-  text = substituteOnce(text, /\blisten 80;/, `listen 127.0.0.1:${options.listenPort};`, '`listen 80;`');
-  text = substituteOnce(text, /server 127\.0\.0\.1:8080\b/, `server 127.0.0.1:${options.gatewayPort}`, 'upstream `server 127.0.0.1:8080`');
+  // Directive lines only (not comments).
+  text = substituteOnce(text, /^([ \t]*)listen 80;/m, (_, indent) => `${indent}listen 127.0.0.1:${options.listenPort};`, '`listen 80;` line');
+  text = substituteOnce(text, /^([ \t]*server) 127\.0\.0\.1:8080;/m, (_, head) => `${head} 127.0.0.1:${options.gatewayPort};`, 'upstream `server 127.0.0.1:8080;` line');
   text = substituteOnce(text, /\/var\/log\/nginx\/upload-gateway\.access\.log/, path.join(options.dir, 'access.log'), 'access_log path');
   text = substituteOnce(text, /\/var\/log\/nginx\/upload-gateway\.error\.log/, path.join(options.dir, 'error.log'), 'error_log path');
   return text;
@@ -119,14 +120,14 @@ export async function startNginx(gatewayPort: number): Promise<NginxProcess> {
     const file = path.join(dir, 'error.log');
     return existsSync(file) ? readFileSync(file, 'utf8') : '';
   };
+  const exitedEarly = exited.then((): never => {
+    throw new Error(`nginx exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output}${errorLog()}`);
+  });
+  // Only the start-up race below cares; later (at stop) these settle unobserved.
+  spawnError.catch(() => undefined);
+  exitedEarly.catch(() => undefined);
   try {
-    await Promise.race([
-      waitForPort(port, 10_000),
-      spawnError,
-      exited.then(() => {
-        throw new Error(`nginx exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output}${errorLog()}`);
-      }),
-    ]);
+    await Promise.race([waitForPort(port, 10_000), spawnError, exitedEarly]);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -134,12 +135,15 @@ export async function startNginx(gatewayPort: number): Promise<NginxProcess> {
   return {
     port, dir, configFile, version, child,
     output: () => `${output}${errorLog()}`,
+    /** Fast shutdown (SIGTERM, SIGKILL after 5 s), then removes the temp dir. */
     async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      child.kill('SIGTERM'); // nginx: fast shutdown
-      await exited;
-      clearTimeout(killer);
+      if (child.exitCode === null && child.signalCode === null) {
+        const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        child.kill('SIGTERM');
+        await exited;
+        clearTimeout(killer);
+      }
+      rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -4,6 +4,7 @@
  * read just before a kill still counts), and every connection failure is reported as a
  * `ConnectionLost` instead of hanging.
  */
+import { createCipheriv, createHash } from 'node:crypto';
 import * as net from 'node:net';
 import { httpRequest, segmentRequest } from './gateway';
 
@@ -154,14 +155,11 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** `size` deterministic pseudo-random bytes. */
+/** `size` deterministic pseudo-random bytes (AES-128-CTR keystream of the seed: fast and reproducible). */
 export function randomFile(size: number, seed: number): Buffer {
-  const next = prng(seed);
-  const buf = Buffer.allocUnsafe(size);
-  let i = 0;
-  for (; i + 4 <= size; i += 4) buf.writeUInt32LE(Math.floor(next() * 4294967296), i);
-  for (; i < size; i++) buf[i] = Math.floor(next() * 256);
-  return buf;
+  const key = createHash('sha256').update(`random-file-${seed}`).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()]);
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

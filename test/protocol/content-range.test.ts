@@ -215,8 +215,8 @@ describe('parseContentRange: properties', () => {
   test('breaking a bound makes it invalid', () => {
     const broken = validTriple.chain((t) =>
       fc.oneof(
-        // end before start
-        fc.constant(t).filter((x) => x.start < x.end).map((x) => ({ ...x, start: x.end, end: x.start })),
+        // end before start: some start above end
+        fc.integer({ min: t.end + 1, max: MAX }).map((start) => ({ ...t, start })),
         // end at or beyond total
         fc.integer({ min: t.total, max: MAX }).map((end) => ({ ...t, end })),
         // total 0
