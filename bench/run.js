@@ -614,7 +614,9 @@ async function main() {
   if (gateways.length > 0) {
     const worst = gateways.reduce((a, b) => (b.peakRss > a.peakRss ? b : a));
     const peak = worst.peakRss / 1e6;
-    console.log(`verdict: gateway peak RSS ${fmt(peak, 0)} MB (${worst.scenario.name}, fsync ${worst.fsync}) ${peak < RSS_TARGET_MB ? '<' : '≥'} ${RSS_TARGET_MB} MB → ${peak < RSS_TARGET_MB ? 'PASS' : 'FAIL'}`);
+    const bare = find(worst.scenario, worst.fsync, 'bare');
+    const context = bare ? `; bare server there: ${fmt(bare.peakRss / 1e6, 0)} MB` : '';
+    console.log(`verdict: gateway peak RSS ${fmt(peak, 0)} MB (${worst.scenario.name}, fsync ${worst.fsync}${context}) ${peak < RSS_TARGET_MB ? '<' : '≥'} ${RSS_TARGET_MB} MB → ${peak < RSS_TARGET_MB ? 'PASS' : 'FAIL'}`);
   }
   if (opts.fsync.length === 2) {
     const gains = selected.map((s) => {

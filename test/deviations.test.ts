@@ -6,9 +6,11 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
+import pino from 'pino';
 import {
+  CaptureBackend,
   DEFAULT_LOCATION,
   httpRequest,
   rawRequest,
@@ -19,6 +21,8 @@ import {
   type TestGateway,
 } from './helpers/gateway';
 import { parseConfig, ConfigError } from '../src/config/parse';
+import { createGateway } from '../src/gateway';
+import { freePort, tempDir } from './helpers/process';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -196,6 +200,31 @@ function lastCall(gw: TestGateway): BackendCall {
   return gw.backend.calls[gw.backend.calls.length - 1];
 }
 
+/**
+ * Like `startTestGateway`, but listens without `gateway.listen()`, so no periodic expiry sweep
+ * runs: a test decides when `sweepExpired()` happens.
+ */
+async function startWithoutSweep(locationBody: string): Promise<TestGateway> {
+  const dir = tempDir('gw-nosweep-');
+  const store = path.join(dir, 'store');
+  const state = path.join(dir, 'state');
+  mkdirSync(store);
+  mkdirSync(state);
+  const backend = await new CaptureBackend().start();
+  const port = await freePort();
+  const body = locationBody.replace(/__STORE__/g, store).replace(/__STATE__/g, state).replace(/__BACKEND__/g, `127.0.0.1:${backend.port}`);
+  const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\nlocation /upload {\n${body}\n}\n`;
+  const gateway = createGateway(parseConfig(text, path.join(dir, 'test.conf')), { logger: pino({ level: 'silent' }) });
+  await new Promise<void>((resolve) => gateway.server.listen(port, '127.0.0.1', resolve));
+  return {
+    gateway, backend, port, url: `http://127.0.0.1:${port}`, store, state, dir,
+    async close() {
+      await gateway.close();
+      await backend.stop();
+    },
+  };
+}
+
 const PIPELINED = 'GET /pipelined-next HTTP/1.1\r\nHost: test\r\n\r\n';
 
 // One gateway with the conformance profile serves most rows; rows that need other settings start their own.
@@ -264,6 +293,18 @@ describe('D1: malformed upload headers → 400 with a one-line reason, body neve
     const res = await send(gw, segmentRequest('bad.id', 0, body.length - 1, body.length, body, [['Connection', 'keep-alive']]));
     expectPlainError(res, 400);
     expect(res.closed).toBe(true);
+  });
+
+  test('an empty Content-Type is present and not multipart: raw mode (§1)', async () => {
+    const id = sid('d1ct');
+    const res = await send(gw, httpRequest('POST', '/upload', [
+      ['Content-Type', ''],
+      ['Content-Disposition', 'attachment; filename="e.bin"'],
+      ['X-Content-Range', 'bytes 0-1/2'],
+      ['Session-ID', id],
+    ], 'ok'));
+    expect(res.status).toBe(200);
+    expect(gw.backend.field(lastCall(gw), 'content_type')).toBe('');
   });
 
   test('the module\'s header variants that are valid stay valid (X-Session-ID, Content-Range, case-insensitive names)', async () => {
@@ -638,6 +679,7 @@ describe('D8: a client disconnect before the body is read', () => {
     expect(readFileSync(dataPath(gw, id)).toString()).toBe('helloworld');
   });
 
+  // BUG: same cause (the unranged upload's partial file stays in the store for ever).
   test('an unranged upload whose client vanished at once leaves no file', async () => {
     const before = listFiles(gw.store);
     const request = httpRequest('POST', '/upload', [['Content-Type', 'application/octet-stream'], ['Content-Disposition', 'attachment; filename="v.txt"']], 'hello world');
@@ -647,6 +689,8 @@ describe('D8: a client disconnect before the body is read', () => {
     });
     socket.on('error', () => undefined);
     await new Promise((resolve) => socket.on('close', resolve));
+    // The 400 may come from the HTTP layer before the handler is done: give it time to clean up.
+    await sleep(300);
     for (let i = 0; i < 20 && listFiles(gw.store).length !== before.length; i++) await sleep(50);
     expect(listFiles(gw.store)).toEqual(before);
   });
@@ -655,9 +699,7 @@ describe('D8: a client disconnect before the body is read', () => {
 describe('D9: a completed session is remembered for the retention time, then its id starts afresh', () => {
   let own: TestGateway;
   beforeAll(async () => {
-    own = await startTestGateway({
-      locationBody: DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_completed_retention 1s;\n    upload_session_timeout 1s;'),
-    });
+    own = await startTestGateway({ locationBody: DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_completed_retention 1s;') });
   });
   afterAll(async () => {
     await own?.close();
@@ -724,15 +766,21 @@ describe('D9: a completed session is remembered for the retention time, then its
   // removes that file as the expired session's data. An upload the backend accepted is lost.
   // Proposed patch: the same place as above expires the stale session first, see the report.
   test('a single-shot upload over an expired, not yet swept session survives the sweep', async () => {
-    const id = sid('d9e');
-    expect((await send(own, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
-    await sleep(1200);
-    const res = await send(own, singleShot(id, 'single shot'));
-    expect(res.status).toBe(200);
-    expect(own.backend.field(lastCall(own), 'path')).toBe(dataPath(own, id));
-    await own.gateway.sweepExpired();
-    expect(existsSync(dataPath(own, id))).toBe(true);
-    expect(readFileSync(dataPath(own, id)).toString()).toBe('single shot');
+    // Without the periodic sweep, so that the session is certainly still there, expired.
+    const quiet = await startWithoutSweep(DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_session_timeout 1s;'));
+    try {
+      const id = sid('d9e');
+      expect((await send(quiet, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
+      await sleep(1200);
+      const res = await send(quiet, singleShot(id, 'single shot'));
+      expect(res.status).toBe(200);
+      expect(quiet.backend.field(lastCall(quiet), 'path')).toBe(dataPath(quiet, id));
+      await quiet.gateway.sweepExpired();
+      expect(existsSync(dataPath(quiet, id))).toBe(true);
+      expect(readFileSync(dataPath(quiet, id)).toString()).toBe('single shot');
+    } finally {
+      await quiet.close();
+    }
   });
 });
 
@@ -784,6 +832,26 @@ describe('D10: Session-ID is 1–200 of [A-Za-z0-9_-] (configurable), trimmed; e
       expectPlainError(res, 400);
       expect(res.body.toString()).toMatch(/8/);
       expect(existsSync(dataPath(own, 'abcdefghi'))).toBe(false);
+    } finally {
+      await own.close();
+    }
+  });
+
+  // BUG: the configuration accepts upload_session_id_max_length up to 240, but ids of 228–240
+  // characters are answered 500 "internal error": the file state store writes its record through a
+  // temporary file named `<id>.state.json.<12 hex>.tmp`, 28 characters longer than the id, which
+  // passes the file system's 255-byte name limit (ENAMETOOLONG, not mapped to an UploadError).
+  // Proposed patch (src/state/file-session-store.ts): a short temporary name, see the report.
+  test('ids up to the configured maximum of 240 work', async () => {
+    const own = await startTestGateway({ locationBody: `${DEFAULT_LOCATION}\n    upload_session_id_max_length 240;` });
+    try {
+      for (const length of [227, 228, 240]) {
+        const id = 'L'.repeat(length - 1) + 'z';
+        const res = await send(own, segmentRequest(id, 0, 4, 10, 'hello'));
+        expect([length, res.status, res.body.toString()]).toEqual([length, 201, '0-4/10']);
+        expect((await query(own, id)).headers.range).toBe('0-4/10');
+      }
+      expectPlainError(await send(own, segmentRequest('L'.repeat(241), 0, 4, 10, 'hello')), 400);
     } finally {
       await own.close();
     }

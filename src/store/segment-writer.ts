@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { ByteRange } from '../protocol/range-set';
 import { UploadError } from '../protocol/http-errors';
+import { ReadRateLimit } from './rate-limit';
 
 /** Something that digests bytes in order (a crypto Hash, or our CRC-32 accumulator). */
 export interface Digester {
@@ -36,10 +37,11 @@ export class SegmentWriter extends Writable {
   /** Body bytes taken so far. */
   received = 0;
   overLimit = false;
-  private readonly startedAt = Date.now();
+  private readonly rateLimit: ReadRateLimit;
 
   constructor(private readonly options: SegmentWriterOptions) {
     super({ highWaterMark: 256 * 1024 });
+    this.rateLimit = new ReadRateLimit(options.limitRate);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -68,7 +70,7 @@ export class SegmentWriter extends Writable {
     for (const d of digesters) for (const b of buffers) d.update(b);
     if (softLimit > 0 && this.received > softLimit) this.overLimit = true;
     if (!this.overLimit && this.options.handle) await this.store(buffers, this.options.start + offset, length);
-    await this.throttle();
+    await this.rateLimit.admit(this.received);
   }
 
   private async store(buffers: Buffer[], position: number, length: number): Promise<void> {
@@ -98,17 +100,6 @@ export class SegmentWriter extends Writable {
     }
     if (filled !== expected.length || !actual.equals(expected)) {
       throw new UploadError(409, `bytes ${position}-${position + expected.length - 1} differ from the bytes already received`);
-    }
-  }
-
-  private async throttle(): Promise<void> {
-    const rate = this.options.limitRate;
-    if (rate <= 0) return;
-    for (;;) {
-      const elapsed = Date.now() - this.startedAt;
-      const allowed = rate * (Math.floor(elapsed / 1000) + 1);
-      if (this.received <= allowed) return;
-      await new Promise((resolve) => setTimeout(resolve, 1000 - (elapsed % 1000)));
     }
   }
 }

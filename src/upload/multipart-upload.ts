@@ -1,7 +1,6 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
@@ -10,7 +9,9 @@ import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../p
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
 import { statusInRanges } from '../protocol/status-ranges';
 import { FileDigests, type DigestName } from '../store/digests';
+import { ReadRateLimit } from '../store/rate-limit';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
+import { receiveBody } from './receive-body';
 import { relayAnswer } from './responses';
 import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import type { UploadServices } from './services';
@@ -29,21 +30,23 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   if (!chunked && Number(req.headers['content-length'] ?? 0) === 0) throw new UploadError(400, 'empty request body');
 
   const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
-  let answer: BackendAnswer;
+  let form: Buffer;
   try {
-    await receiveMultipart(req, ctx.res, upload, location);
-    const form = upload.finish();
-    try {
-      answer = await callBackend(location, req, form, null);
-    } catch (err) {
-      if (!(err instanceof BackendUnreachable)) throw err;
-      if (statusInRanges(502, location.cleanup)) await upload.removeFiles();
-      throw new UploadError(502, `the backend is unreachable (${err.message})`);
-    }
+    await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate), location.clientMaxBodySize);
+    form = upload.finish();
   } catch (err) {
-    // Nothing reached the backend (or it could not be reached): no file of this request stays.
+    // The request failed before a hand-off (400, 413, 503, disconnect): no file of it stays.
     await upload.abort();
     throw err;
+  }
+  let answer: BackendAnswer;
+  try {
+    answer = await callBackend(location, req, form, null);
+  } catch (err) {
+    // As the module: the answer is a 502, and upload_cleanup decides about the files.
+    if (statusInRanges(502, location.cleanup)) await upload.removeFiles();
+    if (!(err instanceof BackendUnreachable)) throw err;
+    throw new UploadError(502, `the backend is unreachable (${err.message})`);
   }
   if (statusInRanges(answer.status, location.cleanup)) await upload.removeFiles();
   relayAnswer(ctx, answer, upload.addHeaders);
@@ -309,13 +312,14 @@ async function writeAt(handle: FileHandle, data: Buffer, position: number): Prom
 /** Feeds the request body to the upload, with backpressure and `upload_limit_rate`. */
 class MultipartSink extends Writable {
   private taken = 0;
-  private readonly startedAt = Date.now();
+  private readonly rateLimit: ReadRateLimit;
 
   constructor(
     private readonly upload: MultipartUpload,
-    private readonly limitRate: number,
+    limitRate: number,
   ) {
     super({ highWaterMark: 256 * 1024 });
+    this.rateLimit = new ReadRateLimit(limitRate);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -325,53 +329,6 @@ class MultipartSink extends Writable {
   private async step(chunk: Buffer): Promise<void> {
     this.taken += chunk.length;
     await this.upload.take(chunk);
-    await this.throttle();
+    await this.rateLimit.admit(this.taken);
   }
-
-  /** By whole second t after the start, at most R·(t+1) bytes are taken (§7). */
-  private async throttle(): Promise<void> {
-    const rate = this.limitRate;
-    if (rate <= 0) return;
-    for (;;) {
-      const elapsed = Date.now() - this.startedAt;
-      if (this.taken <= rate * (Math.floor(elapsed / 1000) + 1)) return;
-      await new Promise((resolve) => setTimeout(resolve, 1000 - (elapsed % 1000)));
-    }
-  }
-}
-
-/**
- * Streams the request body through the parser (as receiveBody does for raw mode): `100 Continue`
- * only now that the headers passed, the body limit enforced on the bytes themselves, and on an
- * error the rest of the body drained so the client still reads our answer.
- */
-function receiveMultipart(req: IncomingMessage, res: ServerResponse, upload: MultipartUpload, location: LocationConfig): Promise<void> {
-  if (/100-continue/i.test(String(req.headers.expect ?? ''))) res.writeContinue();
-  const bodyLimit = location.clientMaxBodySize;
-  const sink = new MultipartSink(upload, location.limitRate);
-  return new Promise<void>((resolve, reject) => {
-    let settled = false;
-    let seen = 0;
-    const settle = (err?: Error) => {
-      if (settled) return;
-      settled = true;
-      req.off('data', checkLimit);
-      if (!err) return resolve();
-      req.unpipe(sink);
-      sink.destroy();
-      req.resume();
-      reject(err);
-    };
-    const checkLimit = (chunk: Buffer) => {
-      seen += chunk.length;
-      if (bodyLimit > 0 && seen > bodyLimit) settle(new UploadError(413, `request body larger than client_max_body_size (${bodyLimit} bytes)`));
-    };
-    if (bodyLimit > 0) req.on('data', checkLimit);
-    sink.on('error', (err) => settle(err));
-    sink.on('finish', () => settle());
-    req.on('close', () => {
-      if (!req.complete) settle(new UploadError(400, 'request body incomplete: the connection closed before the whole body arrived'));
-    });
-    req.pipe(sink);
-  });
 }

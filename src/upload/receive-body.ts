@@ -1,13 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UploadError } from '../protocol/http-errors';
-import type { SegmentWriter } from '../store/segment-writer';
+import type { Writable } from 'node:stream';
 
 /**
  * Streams the request body into `writer`. Sends `100 Continue` first when the client asked for
  * it (only now: every header check has passed, as the module does). On a writer error the rest
  * of the body is drained rather than the socket destroyed, so the client still gets our answer.
  */
-export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: SegmentWriter, bodyLimit: number): Promise<void> {
+export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: Writable, bodyLimit: number): Promise<void> {
   if (/100-continue/i.test(String(req.headers.expect ?? ''))) res.writeContinue();
   return new Promise<void>((resolve, reject) => {
     let settled = false;

@@ -5,6 +5,7 @@
  * `ConnectionLost` instead of hanging.
  */
 import { createCipheriv, createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
 import * as net from 'node:net';
 import { httpRequest, segmentRequest } from './gateway';
 
@@ -163,3 +164,35 @@ export function randomFile(size: number, seed: number): Buffer {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** `promise`'s value, or null after `ms` (the timer is cleared either way, so nothing lingers). */
+export async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** `length` bytes of `file` from `position` (fewer if the file is shorter; empty if it does not exist). */
+export async function readAt(file: string, position: number, length: number): Promise<Buffer> {
+  let handle;
+  try {
+    handle = await fsp.open(file, 'r');
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    const buf = Buffer.alloc(length);
+    let filled = 0;
+    while (filled < length) {
+      const { bytesRead } = await handle.read(buf, filled, length - filled, position + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}

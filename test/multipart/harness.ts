@@ -114,8 +114,16 @@ location = /up {
   ${locationExtra}
 }
 `;
-  const gateway = createGateway(parseConfig(text, 'test.conf'), { logger: pino({ level: 'silent' }) });
-  const address = await gateway.listen();
+  let gateway: Gateway;
+  let address: net.AddressInfo;
+  try {
+    gateway = createGateway(parseConfig(text, 'test.conf'), { logger: pino({ level: 'silent' }) });
+    address = await gateway.listen();
+  } catch (err) {
+    await backend.stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     gateway,
     backend,

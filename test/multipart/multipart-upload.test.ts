@@ -37,7 +37,7 @@ describe('multipart uploads: files, fields, hashes', () => {
       { headers: [CD('photo', 'C:\\Pics\\beach.jpg'), 'Content-Type: image/jpeg'], data: big },
       { headers: [CD('secret')], data: 'dropped' },
       { headers: [CD('notes', 'a/b/notes.txt'), 'Content-Type: text/plain; charset=utf-8'], data: small },
-      { headers: [CD('submit')], data: 'Up\r\nload\r\n--XyZ-not' },
+      { headers: [CD('submit')], data: 'Up\r\nload\r\n--XyY\n--Xy' },
       { headers: ['X-Whatever: 1'], data: 'no disposition: dropped' },
     ]);
     const res = await post(env.port, '/up?id=5', 'XyZ', body, [['X-Client', 'c']]);
@@ -74,7 +74,7 @@ describe('multipart uploads: files, fields, hashes', () => {
       ['description', 'My holiday'],
       ...hashes('photo', big, 1, 'beach.jpg', 'image/jpeg', bigPath),
       ...hashes('notes', small, 2, 'notes.txt', 'text/plain; charset=utf-8', smallPath),
-      ['submit', 'Up\r\nload\r\n--XyZ-not'],
+      ['submit', 'Up\r\nload\r\n--XyY\n--Xy'],
     ]);
     expect(call.body.toString('latin1').startsWith('--XyZ\r\nContent-Disposition: form-data; name="description"\r\n\r\nMy holiday\r\n--XyZ\r\n')).toBe(true);
   });
@@ -97,17 +97,18 @@ describe('multipart uploads: files, fields, hashes', () => {
     env.backend.calls.length = 0;
     const data = randomBytes(5 * 1024 * 1024 + 17);
     // Put delimiter look-alikes right at write boundaries.
-    Buffer.from('\r\n--B').copy(data, 65536 - 2);
-    Buffer.from('\n--BB').copy(data, 131072 - 1);
+    Buffer.from('\r\n--Bx').copy(data, 65536 - 2);
+    Buffer.from('\n--Bx').copy(data, 131072 - 1);
     const body = multipartBody('BB', [{ headers: [CD('f', 'big.bin')], data }]);
     const head = requestBytes('/up', [['Content-Type', 'multipart/form-data; boundary=BB']], Buffer.alloc(0), { contentLength: body.length });
     const socket = net.connect(env.port, '127.0.0.1');
     const chunks: Buffer[] = [];
     socket.on('data', (c) => chunks.push(c));
+    socket.on('error', () => undefined);
     const closed = new Promise((r) => socket.on('close', r));
     socket.write(head);
-    for (let at = 0; at < body.length; at += 7919) {
-      if (!socket.write(body.subarray(at, at + 7919))) await new Promise((r) => socket.once('drain', r));
+    for (let at = 0; at < body.length && !socket.destroyed; at += 7919) {
+      if (!socket.write(body.subarray(at, at + 7919))) await Promise.race([new Promise((r) => socket.once('drain', r)), closed]);
     }
     await closed;
     expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 200 /);
@@ -222,6 +223,22 @@ describe('multipart uploads: parser behaviours the corpus checks', () => {
     expect(storeFiles(env.store)).toHaveLength(before.length + 2);
   });
 
+  test('a client that half-closes mid-body gets 400 and leaves no file behind', async () => {
+    const head = requestBytes('/up', [['Content-Type', 'multipart/form-data; boundary=h']], Buffer.alloc(0), { contentLength: 100_000 });
+    const socket = net.connect(env.port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', () => undefined);
+    const closed = new Promise((r) => socket.on('close', r));
+    socket.write(Buffer.concat([head, Buffer.from(`--h\r\n${CD('a', 'a.txt')}\r\n\r\nAAA\r\n--h\r\n${CD('b', 'b.txt')}\r\n\r\nBBBB`)]));
+    await waitFor(() => storeFiles(env.store).length === before.length + 2);
+    socket.end();
+    await closed;
+    expect(Buffer.concat(chunks).toString('latin1')).toMatch(/^HTTP\/1\.1 400 /);
+    await waitFor(() => storeFiles(env.store).length === before.length);
+    expect(env.backend.calls).toHaveLength(0);
+  });
+
   test('a client that disconnects mid-file leaves no file behind', async () => {
     const head = requestBytes('/up', [['Content-Type', 'multipart/form-data; boundary=d']], Buffer.alloc(0), { contentLength: 10_000_000 });
     const socket = net.connect(env.port, '127.0.0.1');
@@ -236,7 +253,7 @@ describe('multipart uploads: parser behaviours the corpus checks', () => {
 
 describe('multipart uploads: limits and tame arrays', () => {
   test('upload_tame_arrays: "files[]" → "files" for file parts only', async () => {
-    const env = await startEnv('upload_tame_arrays on; upload_pass_form_field "."');
+    const env = await startEnv('upload_tame_arrays on; upload_pass_form_field ".";');
     try {
       const res = await post(env.port, '/up', 'arr', multipartBody('arr', [
         { headers: [CD('files[]', 'a.txt')], data: 'A' },
@@ -312,6 +329,21 @@ describe('multipart uploads: limits and tame arrays', () => {
       expect(res.status).toBe(200);
       // 50 KiB at 20 KiB/s with R·(t+1) bytes by second t: at least 2 s.
       expect(Date.now() - started).toBeGreaterThanOrEqual(1900);
+    } finally {
+      await env.close();
+    }
+  });
+
+  test.each([
+    ['upload_cleanup 400;', 1],
+    ['upload_cleanup 500-505;', 0],
+  ])('backend unreachable → 502; with %s %d file(s) stay', async (cleanup, left) => {
+    const env = await startEnv(`${cleanup} proxy_connect_timeout 2s;`);
+    try {
+      await env.backend.stop();
+      const res = await post(env.port, '/up', 'u', multipartBody('u', [{ headers: [CD('f', 'a.txt')], data: 'x' }]));
+      expect(res.status).toBe(502);
+      expect(storeFiles(env.store)).toHaveLength(left);
     } finally {
       await env.close();
     }
