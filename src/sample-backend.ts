@@ -18,14 +18,21 @@ const FIELDS_LIMIT = 64 * 1024;
 export function sampleBackendRouter(filesDir: string, storeDir: string): Router {
   const router = new Router();
   router.post(SAMPLE_BACKEND_PATH, async (ctx) => {
-    const fields = await readFormFields(ctx);
-    const source = fields.get('path');
-    if (!source) throw new UploadError(400, 'hand-off without a "path" field');
-    if (!path.resolve(source).startsWith(path.resolve(storeDir) + path.sep)) throw new UploadError(400, 'path outside the upload store');
+    // Per file the form holds `name` … `path` (resumable: one file; multipart: one group per file).
+    const files: Array<{ name: string; path: string }> = [];
+    let name = '';
+    for (const [field, value] of await readFormFields(ctx)) {
+      if (field === 'name') name = value;
+      else if (field === 'path') files.push({ name, path: value });
+    }
+    if (files.length === 0) throw new UploadError(400, 'hand-off without a "path" field');
     await fs.mkdir(filesDir, { recursive: true });
-    const name = await freeName(filesDir, safeName(fields.get('name') ?? ''));
-    await moveFile(source, path.join(filesDir, name));
-    ctx.set('X-File-Url', `/files/${encodeURIComponent(name)}`);
+    for (const file of files) {
+      if (!path.resolve(file.path).startsWith(path.resolve(storeDir) + path.sep)) throw new UploadError(400, 'path outside the upload store');
+      const target = await freeName(filesDir, safeName(file.name));
+      await moveFile(file.path, path.join(filesDir, target));
+      ctx.append('X-File-Url', `/files/${encodeURIComponent(target)}`);
+    }
     ctx.type = 'text/plain';
     ctx.body = 'complete';
   });
@@ -43,7 +50,7 @@ export function sampleBackendRouter(filesDir: string, storeDir: string): Router 
   return router;
 }
 
-function readFormFields(ctx: Context): Promise<Map<string, string>> {
+function readFormFields(ctx: Context): Promise<Array<[string, string]>> {
   return new Promise((resolve, reject) => {
     let parser: busboy.Busboy;
     try {
@@ -52,8 +59,8 @@ function readFormFields(ctx: Context): Promise<Map<string, string>> {
       reject(new UploadError(400, 'expected a multipart/form-data hand-off'));
       return;
     }
-    const fields = new Map<string, string>();
-    parser.on('field', (name, value) => fields.set(name, value));
+    const fields: Array<[string, string]> = [];
+    parser.on('field', (name, value) => fields.push([name, value]));
     parser.on('close', () => resolve(fields));
     parser.on('error', () => reject(new UploadError(400, 'malformed multipart hand-off')));
     ctx.req.pipe(parser);
