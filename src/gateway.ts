@@ -91,6 +91,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     const now = Date.now();
     for (const location of config.locations) storeFor(location);
     for (const store of stores.values()) {
+      if (store instanceof FileSessionStore) await store.sweepTemporaries();
       for await (const id of store.ids()) {
         const record = await store.get(id).catch(() => undefined);
         if (!record || record.expiresAt > now) continue;

@@ -281,7 +281,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
     // file is checked (every acknowledged byte is there, as sent); after the restart the status
     // query must still report every acknowledged range, and not the interrupted segment (D8).
     const plan: KillMode[] = ['mid-body', 'after-201', 'random', 'mid-body', 'random', 'after-201', 'random', 'after-201'];
-    const done: Array<{ mode: KillMode; at: number }> = [];
+    const done: Array<{ mode: KillMode; at: number; halfOnDisk?: boolean }> = [];
     const skipped: KillMode[] = [];
 
     async function killer(): Promise<void> {
@@ -318,13 +318,18 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
           skipped.push(mode);
           continue;
         }
+        let halfOnDisk: boolean | undefined;
         if (victim) {
           const v: ByteRange = victim;
           const halfLength = (v.end - v.start + 1) >> 1;
           const expected = source.subarray(v.start, v.start + halfLength);
           const until = Date.now() + 2000;
           // (If the half never shows up in time, the kill still hits a body in flight, just earlier.)
-          while (Date.now() < until && !(await readAt(gw.dataPath(SESSION), v.start, halfLength)).equals(expected)) await sleep(5);
+          for (;;) {
+            halfOnDisk = (await readAt(gw.dataPath(SESSION), v.start, halfLength)).equals(expected);
+            if (halfOnDisk || Date.now() > until) break;
+            await sleep(5);
+          }
         }
         // Never kill once everything is acknowledged or the backend was called: at most one kill
         // can then have hit a hand-off (see the D7 comment below).
@@ -339,7 +344,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
         note(`KILL #${gw.kills + 1} (${mode}${victim ? ` with segment ${(victim as ByteRange).start / SEGMENT} half sent` : ''})`);
         await gw.kill();
         releaseVictim();
-        done.push({ mode, at: coveredBytes(before) });
+        done.push({ mode, at: coveredBytes(before), halfOnDisk });
         // Dead gateway: every byte acknowledged before the kill is in the data file, as sent.
         await expectBytesOnDisk(gw.dataPath(SESSION), source, before).catch((err: Error) => {
           throw failure(`after kill #${done.length} (${mode}): ${err.message}`);
@@ -379,7 +384,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
 
     // ---- what must hold at the end -------------------------------------------------------
     const summary =
-      `${gw.kills} kills (${done.map((k) => `${k.mode}@${(k.at / MiB).toFixed(0)}MiB`).join(', ')})` +
+      `${gw.kills} kills (${done.map((k) => `${k.mode}${k.halfOnDisk === undefined ? '' : k.halfOnDisk ? '(half written)' : '(half not yet written)'}@${(k.at / MiB).toFixed(0)}MiB`).join(', ')})` +
       `${skipped.length ? `, skipped ${skipped.join(',')}` : ''}; ${stats.segmentsSent} segments sent, ` +
       `${stats.acknowledged} acknowledged, ${stats.connectionErrors} connection errors, ${stats.retryLater} retry-later, ` +
       `${stats.rounds} rounds, ${gw.backend.calls.length} backend call(s)`;

@@ -656,12 +656,12 @@ describe('D8: a client disconnect mid-segment never deletes acknowledged bytes (
 });
 
 describe('D8: a client disconnect before the body is read', () => {
-  // BUG: when the connection is gone before the handler reaches receiveBody() (it first awaits
+  // Regression (fixed): when the connection is gone before the handler reaches receiveBody() (it first awaits
   // the session lock, the state store and the data file), the request's 'close' event has
   // already been emitted and receiveBody() waits for it forever: the handler hangs, the
   // segment's reservation is never released (every overlapping retry → 503 until a restart) and
-  // an unranged upload's file is never removed. Proposed patch (src/upload/receive-body.ts):
-  // settle at once when the request is already destroyed, see the report.
+  // an unranged upload's file is never removed. Fixed in (src/upload/receive-body.ts):
+  // settle at once when the request is already destroyed.
   test('a segment whose client vanished at once does not block its range', async () => {
     const id = sid('d8a');
     expect((await send(gw, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
@@ -679,7 +679,7 @@ describe('D8: a client disconnect before the body is read', () => {
     expect(readFileSync(dataPath(gw, id)).toString()).toBe('helloworld');
   });
 
-  // BUG: same cause (the unranged upload's partial file stays in the store for ever).
+  // Regression (fixed): same cause (the unranged upload's partial file stays in the store for ever).
   test('an unranged upload whose client vanished at once leaves no file', async () => {
     const before = listFiles(gw.store);
     const request = httpRequest('POST', '/upload', [['Content-Type', 'application/octet-stream'], ['Content-Disposition', 'attachment; filename="v.txt"']], 'hello world');
@@ -745,13 +745,13 @@ describe('D9: a completed session is remembered for the retention time, then its
     expect(readFileSync(dataPath(own, id)).toString()).toBe('hello');
   });
 
-  // BUG: a single-shot upload (Session-ID, no Content-Range) with the id of a session completed
+  // Regression (fixed): a single-shot upload (Session-ID, no Content-Range) with the id of a session completed
   // within upload_completed_retention is accepted and truncates the completed file, while the
   // session still says "complete 0-9/10" and replays the old answer: the replay of the final
   // segment then fails with 409 (its bytes "differ"), and the file the backend was told about is
-  // gone. A ranged reuse gets 409 in the same situation (D9). Proposed patch
+  // gone. A ranged reuse gets 409 in the same situation (D9). Fixed in
   // (src/upload/raw-upload.ts, handleWholeFile): refuse with 409 while the completed session is
-  // retained, see the report.
+  // retained.
   test('a single-shot upload never overwrites a completed upload during the retention time', async () => {
     const id = sid('d9c');
     expect((await send(own, segmentRequest(id, 0, 9, 10, '0123456789'))).status).toBe(200);
@@ -761,10 +761,10 @@ describe('D9: a completed session is remembered for the retention time, then its
     expect((await send(own, segmentRequest(id, 0, 9, 10, '0123456789'))).status).toBe(200);
   });
 
-  // BUG: a single-shot upload with the id of an expired but not yet swept incomplete session is
+  // Regression (fixed): a single-shot upload with the id of an expired but not yet swept incomplete session is
   // written into the session's file and handed to the backend (200); the next expiry sweep then
   // removes that file as the expired session's data. An upload the backend accepted is lost.
-  // Proposed patch: the same place as above expires the stale session first, see the report.
+  // Fixed in: the same place as above expires the stale session first.
   test('a single-shot upload over an expired, not yet swept session survives the sweep', async () => {
     // Without the periodic sweep, so that the session is certainly still there, expired.
     const quiet = await startWithoutSweep(DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_session_timeout 1s;'));
@@ -837,11 +837,11 @@ describe('D10: Session-ID is 1–200 of [A-Za-z0-9_-] (configurable), trimmed; e
     }
   });
 
-  // BUG: the configuration accepts upload_session_id_max_length up to 240, but ids of 228–240
+  // Regression (fixed): the configuration accepts upload_session_id_max_length up to 240, but ids of 228–240
   // characters are answered 500 "internal error": the file state store writes its record through a
   // temporary file named `<id>.state.json.<12 hex>.tmp`, 28 characters longer than the id, which
   // passes the file system's 255-byte name limit (ENAMETOOLONG, not mapped to an UploadError).
-  // Proposed patch (src/state/file-session-store.ts): a short temporary name, see the report.
+  // Fixed in (src/state/file-session-store.ts): a short temporary name.
   test('ids up to the configured maximum of 240 work', async () => {
     const own = await startTestGateway({ locationBody: `${DEFAULT_LOCATION}\n    upload_session_id_max_length 240;` });
     try {
@@ -1061,12 +1061,12 @@ describe('D17: HTTP framing is respected: pipelined bytes after a raw body are n
     expect(readFileSync(dataPath(gw, id)).toString()).toBe('hello');
   });
 
-  // BUG: node:http hands pipelined requests to the app at once, so the gateway runs them in
+  // Regression (fixed): node:http hands pipelined requests to the app at once, so the gateway runs them in
   // parallel; RFC 9112 §9.3.2 allows that for safe methods only. A client that pipelines a
   // retried segment gets "503 overlaps a segment still in flight" for its own, sequential
   // requests, and two pipelined segments can complete in either order (the first request can get
   // the backend's answer and the last one a 201). nginx handles them one after the other.
-  // Proposed patch (src/http/server.ts): serialize requests per connection, see the report.
+  // Fixed in (src/http/server.ts): serialize requests per connection.
   test('pipelined segments are handled in order, one after the other', async () => {
     const id = sid('d17p');
     const a = segmentRequest(id, 0, 4, 10, 'hello', [['Connection', 'keep-alive']]);

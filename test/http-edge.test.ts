@@ -276,13 +276,13 @@ describe('request framing (§2.4)', () => {
     expect(res.closed).toBe(true);
   });
 
-  // BUG: the request handler never learns that a half-closed body ended. The HTTP layer answers
+  // Regression (fixed): the request handler never learns that a half-closed body ended. The HTTP layer answers
   // 400 at once (clientError), and the connection closes while the handler is still awaiting its
   // lock and files; receiveBody() then attaches its 'close' listener to a request that already
   // emitted 'close', and waits forever: the segment's reservation is never released (every later
   // segment overlapping it → 503, until a restart), and an unranged upload's partial file is never
-  // removed. Proposed patch (src/upload/receive-body.ts): settle at once when the request is
-  // already destroyed, see the report.
+  // removed. Fixed in (src/upload/receive-body.ts): settle at once when the request is
+  // already destroyed.
   test('a half-closed segment body → 400 and the session keeps exactly its acknowledged bytes', async () => {
     const id = sid('half');
     expect((await send(gw, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);
@@ -297,7 +297,7 @@ describe('request framing (§2.4)', () => {
     expect(readFileSync(dataPath(gw, id)).toString()).toBe('helloworld');
   });
 
-  // BUG: same cause as above (the first segment's reservation is never released).
+  // Regression (fixed): same cause as above (the first segment's reservation is never released).
   test('a half-closed first segment → 400, no range recorded, the segment can be sent again', async () => {
     const id = sid('half1');
     const full = segmentRequest(id, 0, 4, 10, 'hello');
@@ -312,7 +312,7 @@ describe('request framing (§2.4)', () => {
     expect([again.status, again.body.toString()]).toEqual([201, '0-4/10']);
   });
 
-  // BUG: same cause as above (the partial file of the unranged upload is never removed).
+  // Regression (fixed): same cause as above (the partial file of the unranged upload is never removed).
   test('a half-closed unranged body → 400, no file kept, backend not called', async () => {
     const before = listFiles(gw.store);
     const calls = gw.backend.calls.length;

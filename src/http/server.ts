@@ -25,14 +25,32 @@ const PARSER_ERRORS: Record<string, [number, string]> = {
  *   after a `Connection: close` request ignored (D17).
  */
 export function createHttpServer(handler: http.RequestListener, options: { lenient: boolean }): http.Server {
-  const server = http.createServer({ insecureHTTPParser: options.lenient, requestTimeout: 0 }, handler);
+  const serial = oneRequestAtATime(handler);
+  const server = http.createServer({ insecureHTTPParser: options.lenient, requestTimeout: 0 }, serial);
   // Outlive the keep-alive of a front proxy's upstream connections (nginx: 60s), so a proxy never
   // reuses a connection the gateway is just closing (that POST would get a 502).
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  server.on('checkContinue', handler);
+  server.on('checkContinue', serial);
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => answerClientError(err, socket));
   return server;
+}
+
+/**
+ * node:http emits pipelined requests at once; hand them to the app one after the other per
+ * connection, as nginx does (RFC 9112 §9.3.2 allows parallel processing for safe methods only).
+ */
+function oneRequestAtATime(handler: http.RequestListener): http.RequestListener {
+  const tails = new WeakMap<Socket, Promise<void>>();
+  return (req, res) => {
+    const run = (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        res.once('close', () => resolve());
+        handler(req, res);
+      });
+    const previous = tails.get(req.socket);
+    tails.set(req.socket, previous ? previous.then(run) : run());
+  };
 }
 
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket & { [ANSWERED_BY_HTTP_LAYER]?: boolean; _httpMessage?: http.ServerResponse }): void {

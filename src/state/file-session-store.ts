@@ -37,8 +37,9 @@ export class FileSessionStore implements SessionStore {
   async put(record: SessionRecord): Promise<void> {
     const target = this.pathOf(record.id);
     const dir = path.dirname(target);
-    await fs.mkdir(dir, { recursive: true });
-    const temp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    await makeDirectory(dir, this.durable);
+    // A short temporary name: `<id>.state.json.<hex>.tmp` would pass NAME_MAX (255) for long ids.
+    const temp = path.join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
     const handle = await fs.open(temp, 'w', this.fileMode);
     try {
       await handle.writeFile(JSON.stringify(record));
@@ -65,10 +66,33 @@ export class FileSessionStore implements SessionStore {
     yield* walk(this.dir);
   }
 
+  /** Removes temporary files a crash left mid-`put` (older than `olderThanMs`: another instance may be writing). */
+  async sweepTemporaries(olderThanMs = 60_000): Promise<number> {
+    let removed = 0;
+    for await (const file of walkFiles(this.dir)) {
+      if (!TEMPORARY.test(file)) continue;
+      const stat = await fs.stat(file).catch(() => null);
+      if (stat && Date.now() - stat.mtimeMs > olderThanMs) {
+        await fs.rm(file, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   async close(): Promise<void> {}
 }
 
+const TEMPORARY = /(^|[\\/])\.[0-9a-f]{12}\.tmp$/;
+
 async function* walk(dir: string): AsyncIterable<string> {
+  for await (const file of walkFiles(dir)) {
+    const name = path.basename(file);
+    if (name.endsWith(SUFFIX)) yield name.slice(0, -SUFFIX.length);
+  }
+}
+
+async function* walkFiles(dir: string): AsyncIterable<string> {
   let entries: import('node:fs').Dirent[];
   try {
     entries = await fs.readdir(dir, { withFileTypes: true });
@@ -77,8 +101,22 @@ async function* walk(dir: string): AsyncIterable<string> {
     throw err;
   }
   for (const entry of entries) {
-    if (entry.isDirectory()) yield* walk(path.join(dir, entry.name));
-    else if (entry.name.endsWith(SUFFIX)) yield entry.name.slice(0, -SUFFIX.length);
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* walkFiles(full);
+    else yield full;
+  }
+}
+
+/**
+ * `mkdir -p`, and when `durable`, fsync the parent of every directory it created, so the new
+ * entries survive a power cut (D23).
+ */
+export async function makeDirectory(dir: string, durable: boolean): Promise<void> {
+  const firstCreated = await fs.mkdir(dir, { recursive: true });
+  if (!durable || !firstCreated) return;
+  for (let d = dir; ; d = path.dirname(d)) {
+    await syncDirectory(path.dirname(d));
+    if (d === firstCreated) break;
   }
 }
 

@@ -5,6 +5,7 @@ import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
 import { UploadError } from '../protocol/http-errors';
+import { storeErrorToUpload } from '../store/store-errors';
 import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
 import { statusInRanges } from '../protocol/status-ranges';
@@ -177,7 +178,7 @@ class MultipartUpload {
       try {
         created = await this.services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess);
       } catch (err) {
-        storeError(err);
+        storeErrorToUpload(err);
       }
       this.files.add(created.path);
       const fieldName = location.tameArrays && location.setFormFields.length > 0 ? tameArrayName(h.fieldName) : h.fieldName;
@@ -293,12 +294,6 @@ class MultipartUpload {
     }
     await this.removeFiles();
   }
-}
-
-function storeError(err: unknown): never {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') throw new UploadError(507, 'the upload store is full');
-  throw new UploadError(503, `the upload store is not writable (${code ?? 'error'})`);
 }
 
 async function writeAt(handle: FileHandle, data: Buffer, position: number): Promise<void> {

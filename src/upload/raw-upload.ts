@@ -11,10 +11,12 @@ import { hashedRelativePath } from '../protocol/hash-path';
 import { statusInRanges } from '../protocol/status-ranges';
 import { FormBodyBuilder, rawModeBoundary } from '../protocol/form-body';
 import { UploadError } from '../protocol/http-errors';
+import { storeErrorToUpload } from '../store/store-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
 import { SegmentWriter } from '../store/segment-writer';
 import { FileDigests, digestFile } from '../store/digests';
 import { withLock, type Lease, type SessionRecord } from '../state/types';
+import { makeDirectory, syncDirectory } from '../state/file-session-store';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
 import { receiveBody } from './receive-body';
 import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
@@ -96,10 +98,19 @@ function sessionDataPath(location: LocationConfig, id: string): string {
   return path.join(location.store.dir, hashedRelativePath(id, location.store.levels));
 }
 
-async function openForWriting(file: string, mode: number): Promise<FileHandle> {
-  await fs.mkdir(path.dirname(file), { recursive: true });
-  // Never truncate: the file holds acknowledged segments (§3.7).
-  return fs.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT, mode);
+/** Opens a session's data file, never truncating it (it holds acknowledged segments, §3.7). */
+async function openForWriting(file: string, mode: number, durable: boolean): Promise<FileHandle> {
+  const dir = path.dirname(file);
+  await makeDirectory(dir, durable);
+  try {
+    const created = await fs.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
+    // D23: the new directory entry must be durable before any of its bytes are acknowledged.
+    if (durable) await syncDirectory(dir);
+    return created;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return fs.open(file, fsConstants.O_RDWR);
+  }
 }
 
 async function openIfExists(file: string): Promise<FileHandle | null> {
@@ -109,14 +120,6 @@ async function openIfExists(file: string): Promise<FileHandle | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
   }
-}
-
-function fileErrorToUpload(err: unknown): never {
-  const code = (err as NodeJS.ErrnoException).code;
-  if (err instanceof UploadError) throw err;
-  if (code === 'ENAMETOOLONG') throw new UploadError(400, 'file name too long for the store (shorten the Session-ID)');
-  if (code === 'ENOSPC' || code === 'EDQUOT') throw new UploadError(507, 'the upload store is full');
-  throw new UploadError(503, `the upload store is not writable (${code ?? 'error'})`);
 }
 
 /** Streams the body through a SegmentWriter and checks length and checksum (D18, D21). */
@@ -131,7 +134,7 @@ async function receiveInto(ctx: Context, location: LocationConfig, writer: Segme
   }
 }
 
-function isStaleHandoff(record: SessionRecord, location: LocationConfig, services: UploadServices): boolean {
+export function isStaleHandoff(record: SessionRecord, location: LocationConfig, services: UploadServices): boolean {
   const claim = record.handoff;
   if (!claim) return true;
   if (services.singleInstance && claim.owner !== services.instanceId) return true;
@@ -169,7 +172,7 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
     if (!current) {
       const dataPath = sessionDataPath(location, id);
       // D9: a new session never inherits bytes of an older upload with the same id.
-      await fs.rm(dataPath, { force: true }).catch(fileErrorToUpload);
+      await fs.rm(dataPath, { force: true }).catch(storeErrorToUpload);
       current = {
         id, total: range.total, ranges: [], dataPath,
         fileName: headers.fileName, contentType: headers.contentType, fieldName: headers.fieldName,
@@ -187,9 +190,9 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
     const alreadyComplete = isComplete(record.ranges, record.total);
     let handle: FileHandle | null;
     try {
-      handle = alreadyComplete ? await openIfExists(record.dataPath) : await openForWriting(record.dataPath, location.storeAccess);
+      handle = alreadyComplete ? await openIfExists(record.dataPath) : await openForWriting(record.dataPath, location.storeAccess, location.fsync);
     } catch (err) {
-      fileErrorToUpload(err);
+      storeErrorToUpload(err);
     }
     const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
     const compare = intersect(record.ranges, segment);
@@ -327,10 +330,18 @@ async function handleWholeFile(ctx: Context, location: LocationConfig, services:
   let file: { path: string; handle: FileHandle };
   try {
     if (headers.sessionId !== null) {
-      const existing = await services.sessions(location).get(headers.sessionId);
-      if (existing && !existing.completion && existing.expiresAt > Date.now()) {
-        throw new UploadError(409, `session ${headers.sessionId} has a resumable upload in progress`);
-      }
+      const id = headers.sessionId;
+      const sessions = services.sessions(location);
+      await withLock(services.locker, id, async () => {
+        const existing = await sessions.get(id);
+        if (!existing) return;
+        // An expired session goes now: the sweep would otherwise delete this upload's file later.
+        if (existing.expiresAt <= Date.now()) return services.expireSession(existing, sessions);
+        // A completed upload is kept (and replayed, D7) for the retention time: never overwrite it.
+        throw new UploadError(409, existing.completion
+          ? `session ${id} completed an upload that is kept until upload_completed_retention ends`
+          : `session ${id} has a resumable upload in progress`);
+      });
       const target = sessionDataPath(location, headers.sessionId);
       await fs.mkdir(path.dirname(target), { recursive: true });
       // Q10 fixed: the file starts empty, no stale tail from an older upload.
@@ -339,7 +350,7 @@ async function handleWholeFile(ctx: Context, location: LocationConfig, services:
       file = await services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess);
     }
   } catch (err) {
-    fileErrorToUpload(err);
+    storeErrorToUpload(err);
   }
 
   const digests = new FileDigests(digestsNeeded(location));

@@ -29,9 +29,13 @@ export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: W
     if (bodyLimit > 0) req.on('data', checkLimit);
     writer.on('error', (err) => settle(err));
     writer.on('finish', () => settle());
+    const incomplete = () => new UploadError(400, 'request body incomplete: the connection closed before the whole body arrived');
     req.on('close', () => {
-      if (!req.complete) settle(new UploadError(400, 'request body incomplete: the connection closed before the whole body arrived'));
+      if (!req.complete) settle(incomplete());
     });
+    // The connection may be gone already (the handler awaited locks and files before getting
+    // here): 'close' was emitted then and will not come again.
+    if (req.destroyed && !req.complete) return settle(incomplete());
     req.pipe(writer);
   });
 }
