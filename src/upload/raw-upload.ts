@@ -19,7 +19,7 @@ import { withLock, type Lease, type SessionRecord } from '../state/types';
 import { makeDirectory, syncDirectory } from '../state/file-session-store';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
 import { receiveBody } from './receive-body';
-import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { appendFileFields, digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import { relayAnswer, replayCompletion, retryLater, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
 
@@ -40,18 +40,17 @@ export function readRawUploadHeaders(ctx: Context, location: LocationConfig): Ra
   const disposition = parseContentDisposition(dispositionValue.trim());
   if (!disposition.ok) throw new UploadError(400, disposition.reason);
 
+  // Every occurrence is validated, the last one is used (§3.4: the module rejects any invalid one).
   let sessionId: string | null = null;
-  const sessionValue = lastRawHeader(req, 'session-id', 'x-session-id');
-  if (sessionValue !== undefined) {
-    const parsed = parseSessionId(sessionValue, location.sessionIdMaxLength);
+  for (const value of rawHeaderValues(req, 'session-id', 'x-session-id')) {
+    const parsed = parseSessionId(value, location.sessionIdMaxLength);
     if (!parsed.ok) throw new UploadError(400, parsed.reason);
     sessionId = parsed.id;
   }
 
   let range: SegmentRange | null = null;
-  const rangeValue = lastRawHeader(req, 'content-range', 'x-content-range');
-  if (rangeValue !== undefined) {
-    const parsed = parseContentRange(rangeValue.trim());
+  for (const value of rawHeaderValues(req, 'content-range', 'x-content-range')) {
+    const parsed = parseContentRange(value.trim());
     if (!parsed.ok) throw new UploadError(400, parsed.reason);
     range = parsed.range;
   }

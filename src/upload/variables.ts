@@ -96,13 +96,18 @@ function requestVariable(name: string, req: IncomingMessage): string | undefined
   return undefined;
 }
 
-/** The last value of a header by exact name (case-insensitive, D12), as raw latin1 bytes. */
-export function lastRawHeader(req: IncomingMessage, ...names: string[]): string | undefined {
+/** Every value of the headers with these exact names (case-insensitive, D12), in request order, as raw latin1 bytes. */
+export function rawHeaderValues(req: IncomingMessage, ...names: string[]): string[] {
   const wanted = names.map((n) => n.toLowerCase());
-  let value: string | undefined;
+  const values: string[] = [];
   const raw = req.rawHeaders;
-  for (let i = 0; i < raw.length; i += 2) if (wanted.includes(raw[i].toLowerCase())) value = raw[i + 1];
-  return value;
+  for (let i = 0; i < raw.length; i += 2) if (wanted.includes(raw[i].toLowerCase())) values.push(raw[i + 1]);
+  return values;
+}
+
+/** The last value of a header by exact name (later occurrences win, as in the module). */
+export function lastRawHeader(req: IncomingMessage, ...names: string[]): string | undefined {
+  return rawHeaderValues(req, ...names).pop();
 }
 
 const DIGEST_VARIABLE = /^upload_file_(md5|sha1|sha256|sha512|crc32)(_uc)?$/;
