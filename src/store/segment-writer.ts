@@ -29,6 +29,17 @@ export interface SegmentWriterOptions {
 }
 
 /**
+ * All segment writers share one buffer budget: a lone large segment gets big batches (fewer,
+ * larger writes), 128 concurrent ones get small ones, so memory stays flat under load.
+ */
+const BUFFER_BUDGET = 24 * 1024 * 1024;
+let activeWriters = 0;
+
+function bufferShare(): number {
+  return Math.max(64 * 1024, Math.min(1024 * 1024, Math.floor(BUFFER_BUDGET / (activeWriters + 1))));
+}
+
+/**
  * Writes a request body at absolute file offsets without buffering it whole: each batch of
  * chunks goes out as one positional writev. Acknowledged bytes are read back and compared
  * instead (identical → fine; different → 409 and the caller records nothing).
@@ -40,7 +51,9 @@ export class SegmentWriter extends Writable {
   private readonly rateLimit: ReadRateLimit;
 
   constructor(private readonly options: SegmentWriterOptions) {
-    super({ highWaterMark: 256 * 1024 });
+    super({ highWaterMark: bufferShare() });
+    activeWriters++;
+    this.once('close', () => activeWriters--);
     this.rateLimit = new ReadRateLimit(options.limitRate);
   }
 

@@ -99,6 +99,11 @@ function sessionDataPath(location: LocationConfig, id: string): string {
 
 /** Opens a session's data file, never truncating it (it holds acknowledged segments, §3.7). */
 async function openForWriting(file: string, mode: number, durable: boolean): Promise<FileHandle> {
+  try {
+    return await fs.open(file, fsConstants.O_RDWR); // every segment but a session's first
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   const dir = path.dirname(file);
   await makeDirectory(dir, durable);
   try {
