@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { loadConfigFile } from './config/parse';
 import { embeddedDefaults } from './config/defaults';
 import { ConfigError } from './config/parse';
@@ -5,13 +7,29 @@ import type { GatewayConfig } from './config/types';
 import { createGateway } from './gateway';
 
 const USAGE = `usage: upload-gateway [--config FILE] [--listen [ADDR:]PORT] [--test]
+       upload-gateway upload FILE [--url URL] [--segment 8MiB] [--concurrency 4] [...]
+       upload-gateway sample-backend --listen [ADDR:]PORT --files DIR --store DIR
 
   --config FILE   nginx-style configuration (upload_* directives of nginx_upload_module);
                   without it, embedded defaults serve /upload on 127.0.0.1:8080 with a
                   sample backend and everything stored under ./data
   --listen        override the listen address
   --test          check the configuration and exit (like nginx -t)
+
+  upload          the resumable command-line client (see upload-gateway upload --help)
 `;
+
+/** `upload-gateway upload …`: the client's command, bundled with the client into dist/client/cli.cjs. */
+async function uploadCommand(argv: string[]): Promise<number> {
+  const bundle = path.join(__dirname, 'client', 'cli.cjs');
+  if (!existsSync(bundle)) {
+    process.stderr.write(`upload-gateway: the client is not built (${bundle} is missing): run npm run build\n`);
+    return 1;
+  }
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const cli = require(bundle) as { main(argv: string[]): Promise<number> };
+  return cli.main(argv);
+}
 
 function parseListen(value: string): { host: string; port: number } {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
@@ -21,6 +39,9 @@ function parseListen(value: string): { host: string; port: number } {
 
 /** Runs the gateway until SIGINT/SIGTERM; resolves with an exit code for errors. */
 export async function main(argv: string[]): Promise<number | undefined> {
+  if (argv[0] === 'upload') return uploadCommand(argv.slice(1));
+  // `upload-gateway sample-backend …`: the built-in sample backend as its own service (docker/).
+  if (argv[0] === 'sample-backend') return (await import('./sample-backend')).sampleBackendMain(argv.slice(1));
   let configPath: string | undefined;
   let listen: { host: string; port: number } | undefined;
   let testOnly = false;

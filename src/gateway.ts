@@ -1,4 +1,3 @@
-import { promises as fs, constants as fsConstants } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
@@ -13,19 +12,27 @@ import { uploadLocation, type MultipartHandler } from './upload/location-handler
 import { handleMultipartUpload } from './upload/multipart-upload';
 import { expireSession, type UploadServices } from './upload/services';
 import { FileSessionStore } from './state/file-session-store';
-import { MemoryLocker } from './state/memory-locker';
+import { StateBackends } from './state/backends';
+import type { RedisLockerOptions } from './state/redis-state';
 import type { Locker, SessionStore } from './state/types';
+import { healthz } from './http/healthz';
 import { TempCounter } from './store/temp-names';
 import { InOrderDigests } from './store/digests';
 import { sampleBackendRouter } from './sample-backend';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import Router from '@koa/router';
 
 export interface GatewayOptions {
   logger?: Logger;
-  /** Session store factory per `upload_state_store` (default: durable files). */
+  /** Session store factory per location (default: durable files per `upload_state_store`, or Redis with `upload_state_redis`). */
   sessionStore?: (location: LocationConfig) => SessionStore;
+  /** One locker for every location (default: in-process, or Redis leases with `upload_state_redis`). */
   locker?: Locker;
-  /** False when several instances share state and locks (then hand-off claims expire by time only). */
+  /** False when several instances share state and locks (then hand-off claims expire by time only). Default: false exactly with Redis. */
   singleInstance?: boolean;
+  /** Redis key prefix and lease times for `upload_state_redis` (tests shorten them). */
+  redis?: RedisLockerOptions;
   multipart?: MultipartHandler | null;
   /** Accept bare-LF request heads like nginx (default true). */
   lenientHttpParser?: boolean;
@@ -35,7 +42,7 @@ export interface Gateway {
   app: Koa;
   server: Server;
   config: GatewayConfig;
-  /** Checks the stores are writable, starts the expiry sweep and listens on `config.listen`. */
+  /** Checks the stores are writable (and Redis answers), starts the expiry sweep and listens on `config.listen`. */
   listen(): Promise<AddressInfo>;
   close(): Promise<void>;
   /** Removes expired sessions now (also runs periodically while listening). */
@@ -45,23 +52,14 @@ export interface Gateway {
 /** Composes the gateway: storage and coordination are chosen here, the protocol code knows neither. */
 export function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
-  const stores = new Map<string, SessionStore>();
-  const storeFor = (location: LocationConfig): SessionStore => {
-    const key = `${location.stateStore.dir}\0${location.stateStore.levels.join(',')}`;
-    let store = stores.get(key);
-    if (!store) {
-      store = options.sessionStore?.(location) ?? new FileSessionStore(location.stateStore.dir, location.stateStore.levels, location.fsync, location.storeAccess);
-      stores.set(key, store);
-    }
-    return store;
-  };
+  const state = new StateBackends({ log, sessionStore: options.sessionStore, locker: options.locker, singleInstance: options.singleInstance, redis: options.redis });
   const services: UploadServices = {
-    sessions: storeFor,
-    locker: options.locker ?? new MemoryLocker(),
+    sessions: (location) => state.sessions(location),
+    locker: (location) => state.locker(location),
     counter: new TempCounter(),
     inOrderDigests: new InOrderDigests(),
     instanceId: randomUUID(),
-    singleInstance: options.singleInstance ?? true,
+    singleInstance: (location) => state.singleInstance(location),
     log,
     expireSession,
   };
@@ -69,11 +67,23 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   const app = new Koa();
   app.silent = true;
   app.use(errorResponder(log));
+  app.use(healthz(() => state.health(config)));
   if (config.sampleBackend) {
     const router = sampleBackendRouter(config.sampleBackend.filesDir, config.locations[0].store.dir);
     app.use(router.routes());
     app.use(router.allowedMethods());
   }
+  // Browser client bundle (built by `npm run build` into dist/client/), served before the upload locations.
+  const clientRouter = new Router();
+  clientRouter.get('/client.js', async (ctx) => {
+    const bundle = await readFile(path.resolve(__dirname, '..', 'dist', 'client', 'client.js')).catch(() => null);
+    if (!bundle) throw new UploadError(404, 'the client bundle is not built: run npm run build');
+    ctx.type = 'application/javascript; charset=utf-8';
+    ctx.set('Cache-Control', 'no-cache');
+    ctx.body = bundle;
+  });
+  app.use(clientRouter.routes());
+  // (end of the client bundle route)
   const handlers = new Map(config.locations.map((l) => [l, uploadLocation(l, services, options.multipart === undefined ? handleMultipartUpload : options.multipart)]));
   app.use(async (ctx, next) => {
     const q = ctx.req.url?.indexOf('?') ?? -1;
@@ -89,17 +99,16 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   async function sweepExpired(): Promise<number> {
     let removed = 0;
     const now = Date.now();
-    for (const location of config.locations) storeFor(location);
-    for (const store of stores.values()) {
+    for (const { store, locker } of state.all(config)) {
       if (store instanceof FileSessionStore) await store.sweepTemporaries();
       for await (const id of store.ids()) {
         const record = await store.get(id).catch(() => undefined);
         if (!record || record.expiresAt > now) continue;
-        const lease = await services.locker.lock(id);
+        const lease = await locker.lock(id);
         try {
           const current = await store.get(id);
           if (current && current.expiresAt <= Date.now()) {
-            await expireSession(current, store);
+            await expireSession(current, store, [lease]);
             removed++;
           }
         } finally {
@@ -116,7 +125,12 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     config,
     sweepExpired,
     async listen() {
-      await checkStoresWritable(config);
+      try {
+        await state.start(config);
+      } catch (err) {
+        await state.close();
+        throw err;
+      }
       const every = Math.max(1000, Math.min(60_000, ...config.locations.map((l) => Math.min(l.sessionTimeoutMs, l.completedRetentionMs) / 4)));
       sweepTimer = setInterval(() => sweepExpired().catch((err) => log.error({ err }, 'expiry sweep failed')), every);
       sweepTimer.unref();
@@ -137,26 +151,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
         server.close(() => resolve());
         server.closeAllConnections();
       });
-      for (const store of stores.values()) await store.close();
-      await services.locker.close();
+      await state.close();
     },
   };
-}
-
-/** Fails start-up clearly when a store directory cannot be created or written. */
-async function checkStoresWritable(config: GatewayConfig): Promise<void> {
-  const dirs = new Set<string>();
-  for (const l of config.locations) {
-    dirs.add(l.store.dir);
-    dirs.add(l.stateStore.dir);
-  }
-  if (config.sampleBackend) dirs.add(config.sampleBackend.filesDir);
-  for (const dir of dirs) {
-    try {
-      await fs.mkdir(dir, { recursive: true });
-      await fs.access(dir, fsConstants.W_OK);
-    } catch (err) {
-      throw new Error(`store directory ${dir} is not writable: ${(err as Error).message}`);
-    }
-  }
 }

@@ -95,3 +95,114 @@ async function moveFile(from: string, to: string): Promise<void> {
     await fs.rm(from);
   }
 }
+
+export interface SampleBackendServer {
+  server: import('node:http').Server;
+  close(): Promise<void>;
+}
+
+/**
+ * The sample backend as its own HTTP service (`upload-gateway sample-backend …`), for deployments
+ * where it runs beside the gateways (docker compose): the same router, plus `GET /healthz`.
+ * `storeDir` is the gateways' `upload_store` (a shared volume), `filesDir` where files are moved.
+ */
+export async function startSampleBackend(options: { host: string; port: number; filesDir: string; storeDir: string; log?: import('pino').Logger }): Promise<SampleBackendServer> {
+  const Koa = (await import('koa')).default;
+  const http = await import('node:http');
+  await fs.mkdir(options.filesDir, { recursive: true });
+  const app = new Koa();
+  app.silent = true;
+  app.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      const status = err instanceof UploadError ? err.status : 500;
+      if (status === 500) options.log?.error({ err, url: ctx.url }, 'sample backend request failed');
+      ctx.status = status;
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = `${err instanceof UploadError ? err.message : 'internal error'}\n`;
+    }
+  });
+  app.use(async (ctx, next) => {
+    if (ctx.path !== '/healthz') return next();
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.body = 'ok\n';
+  });
+  app.use(async (ctx, next) => {
+    if (ctx.method !== 'POST' || ctx.path !== SAMPLE_BACKEND_PATH) return next();
+    const session = ctx.get('Session-ID') || ctx.get('X-Session-ID') || undefined;
+    options.log?.info({ session }, 'sample backend: hand-off received');
+    await next();
+    options.log?.info({ session, status: ctx.status, files: ctx.response.get('X-File-Url') || undefined }, 'sample backend: hand-off answered');
+  });
+  const router = sampleBackendRouter(options.filesDir, options.storeDir);
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  const server = http.createServer(app.callback());
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  return {
+    server,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+const SAMPLE_BACKEND_USAGE = `usage: upload-gateway sample-backend --listen [ADDR:]PORT --files DIR --store DIR
+
+  Runs the built-in sample backend as its own service (upload_pass http://HOST:PORT${SAMPLE_BACKEND_PATH}):
+  it moves each completed file from the gateways' upload_store (--store, a shared directory) to
+  --files and serves it at /files/<name>; GET /healthz answers ok.
+`;
+
+/** `upload-gateway sample-backend …`: runs until SIGINT/SIGTERM; resolves with an exit code. */
+export async function sampleBackendMain(argv: string[]): Promise<number> {
+  let listen: { host: string; port: number } | null = null;
+  let filesDir: string | null = null;
+  let storeDir: string | null = null;
+  try {
+    for (let i = 0; i < argv.length; i++) {
+      const [arg, inline] = argv[i].startsWith('--') && argv[i].includes('=') ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)] : [argv[i], undefined];
+      const value = () => inline ?? argv[++i] ?? '';
+      if (arg === '--listen') {
+        const text = value();
+        const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+        if (!m || Number(m[3]) > 65535) throw new Error(`invalid --listen ${text}`);
+        listen = { host: m[1] || m[2] || '0.0.0.0', port: Number(m[3]) };
+      } else if (arg === '--files') filesDir = path.resolve(value());
+      else if (arg === '--store') storeDir = path.resolve(value());
+      else if (arg === '--help' || arg === '-h') {
+        process.stdout.write(SAMPLE_BACKEND_USAGE);
+        return 0;
+      } else throw new Error(`unknown argument ${arg}`);
+    }
+    if (!listen || !filesDir || !storeDir) throw new Error('--listen, --files and --store are required');
+  } catch (err) {
+    process.stderr.write(`upload-gateway sample-backend: ${(err as Error).message}\n${SAMPLE_BACKEND_USAGE}`);
+    return 2;
+  }
+  const pino = (await import('pino')).default;
+  const log = pino({ level: process.env.LOG_LEVEL ?? 'info' });
+  let backend: SampleBackendServer;
+  try {
+    backend = await startSampleBackend({ ...listen, filesDir, storeDir, log });
+  } catch (err) {
+    process.stderr.write(`upload-gateway sample-backend: ${(err as Error).message}\n`);
+    return 1;
+  }
+  log.info({ address: `${listen.host}:${listen.port}`, files: filesDir, store: storeDir }, 'sample backend listening');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await backend.close();
+  return 0;
+}

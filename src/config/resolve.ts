@@ -72,6 +72,8 @@ export interface SettingsInput {
   completedRetention?: TimeInput;
   /** upload_session_id_max_length */
   sessionIdMaxLength?: number;
+  /** upload_state_redis: `redis://host:6379/0`, or null (`off`) */
+  stateRedis?: string | null;
   /** proxy_connect_timeout */
   proxyConnectTimeout?: TimeInput;
   /** proxy_read_timeout */

@@ -19,6 +19,7 @@ import {
   parseFlag,
   parseInteger,
   parseStorePath,
+  redisUrlProblem,
 } from './values';
 
 /** Everything a location can inherit: all of `LocationConfig` except what identifies the location and its target. */
@@ -257,9 +258,27 @@ export const SETTINGS: readonly SettingSpec[] = [
       return value;
     },
   }),
+  define<'stateRedis', string | null>({
+    key: 'stateRedis',
+    directives: ['upload_state_redis'],
+    inputKey: 'stateRedis',
+    minArgs: 1,
+    maxArgs: 1,
+    fromArgs: ([value]) => stateRedisValue(value),
+    input: z.union([z.string(), z.null()], { error: 'expected a redis:// URL, "off" or null' }),
+    fromInput: (value) => (value === null ? null : stateRedisValue(value)),
+  }),
   time('backendConnectTimeoutMs', 'proxy_connect_timeout', 'proxyConnectTimeout', 1, true),
   time('backendReadTimeoutMs', 'proxy_read_timeout', 'proxyReadTimeout', 1, true),
 ];
+
+/** `upload_state_redis URL|off`: a checked redis:// URL, or null for `off`. */
+function stateRedisValue(value: string): string | null {
+  if (value === 'off') return null;
+  const problem = redisUrlProblem(value);
+  if (problem) throw new ValueError(`"upload_state_redis": ${problem}`);
+  return value;
+}
 
 /** Setting spec by directive name (both spellings of `upload_empty_fiels_names`). */
 export const SETTING_BY_DIRECTIVE: ReadonlyMap<string, SettingSpec> = new Map(
@@ -297,6 +316,7 @@ export function defaultSettings(baseDir: string): FullSettings {
     sessionTimeoutMs: 24 * 3600 * 1000,
     completedRetentionMs: 10 * 60 * 1000,
     sessionIdMaxLength: 200,
+    stateRedis: null,
     backendConnectTimeoutMs: 60 * 1000,
     backendReadTimeoutMs: 60 * 1000,
   };

@@ -56,6 +56,11 @@ export interface LocationConfig {
   resumable: boolean;
   store: StorePath;
   stateStore: StorePath;
+  /**
+   * `upload_state_redis redis://host:6379/0` (gateway extension): session state and locks in Redis,
+   * shared by several gateway instances; null (`off`, the default) keeps them in `stateStore`.
+   */
+  stateRedis: string | null;
   /** File mode for data (and state) files, from `upload_store_access` (default 0o600). */
   storeAccess: number;
   setFormFields: NameValueTemplate[];

@@ -165,3 +165,18 @@ export function parseBackendUrl(value: string, directive: string): BackendUrl {
   }
   return { origin: url.origin, hostHeader: url.host, path: rest.length > 0 ? rest : null };
 }
+
+/** Checks an `upload_state_redis` URL: `redis://[[user]:password@]host[:port][/db]` (or `rediss://`). Returns an error text or null. */
+export function redisUrlProblem(value: string): string | null {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `invalid Redis URL "${value}": expected redis://host[:port][/db]`;
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') return `invalid Redis URL "${value}": the scheme must be redis:// or rediss://`;
+  if (!url.hostname) return `invalid Redis URL "${value}": no host`;
+  if (!/^\/?(\d+)?$/.test(url.pathname)) return `invalid Redis URL "${value}": the path must be a database number (/0)`;
+  if (url.search || url.hash) return `invalid Redis URL "${value}": no query or fragment allowed`;
+  return null;
+}

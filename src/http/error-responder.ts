@@ -1,6 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { STATUS_TEXT, UploadError } from '../protocol/http-errors';
+import { StateUnavailableError } from '../state/types';
 import { ANSWERED_BY_HTTP_LAYER } from './server';
 
 /**
@@ -11,7 +12,10 @@ export function errorResponder(log: Logger): Middleware {
   return async (ctx, next) => {
     try {
       await next();
-    } catch (err) {
+    } catch (caught) {
+      // Shared state unreachable, or a lease lost (fencing): nothing was recorded, the client retries.
+      const err = caught instanceof StateUnavailableError ? new UploadError(503, caught.message, { 'Retry-After': '1' }) : caught;
+      if (caught instanceof StateUnavailableError) log.warn({ err: caught.message, url: ctx.url }, 'session state unavailable');
       const socket = ctx.req.socket as { [ANSWERED_BY_HTTP_LAYER]?: boolean };
       if (socket[ANSWERED_BY_HTTP_LAYER] || ctx.res.headersSent || !ctx.res.writable) {
         ctx.respond = false;

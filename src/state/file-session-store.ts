@@ -2,16 +2,20 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hashedRelativePath } from '../protocol/hash-path';
-import type { SessionRecord, SessionStore } from './types';
+import { MemoryLocker } from './memory-locker';
+import { checkGuards, withLock, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
 
 const SUFFIX = '.state.json';
 
 /**
  * Session records as one JSON file each, `<dir>/<levels>/<id>.state.json`, replaced atomically
  * (write a temporary file, fsync, rename, fsync the directory) so a `kill -9` at any instant
- * leaves either the old or the new record (D23).
+ * leaves either the old or the new record (D23). One process owns the directory: `update` is
+ * atomic among the requests of this process (a per-id in-process lock), not across processes.
  */
 export class FileSessionStore implements SessionStore {
+  private readonly updates = new MemoryLocker();
+
   constructor(
     private readonly dir: string,
     private readonly levels: readonly number[],
@@ -34,7 +38,8 @@ export class FileSessionStore implements SessionStore {
     return JSON.parse(text) as SessionRecord;
   }
 
-  async put(record: SessionRecord): Promise<void> {
+  async put(record: SessionRecord, guards?: readonly Lease[]): Promise<void> {
+    checkGuards(guards);
     const target = this.pathOf(record.id);
     const dir = path.dirname(target);
     await makeDirectory(dir, this.durable);
@@ -56,10 +61,22 @@ export class FileSessionStore implements SessionStore {
     if (this.durable) await syncDirectory(dir);
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, guards?: readonly Lease[]): Promise<void> {
+    checkGuards(guards);
     const target = this.pathOf(id);
     await fs.rm(target, { force: true });
     if (this.durable) await syncDirectory(path.dirname(target)).catch(() => undefined);
+  }
+
+  update<T>(id: string, decide: (current: SessionRecord | undefined) => Change<T>, guards?: readonly Lease[]): Promise<T> {
+    return withLock(this.updates, id, async () => {
+      const change = decide(await this.get(id));
+      if (change.record) {
+        if (change.record.id !== id) throw new Error(`update of ${id} returned a record of ${change.record.id}`);
+        await this.put(change.record, guards);
+      }
+      return change.result;
+    });
   }
 
   async *ids(): AsyncIterable<string> {

@@ -1,5 +1,5 @@
 import type { ByteRange } from '../protocol/range-set';
-import type { Lease, Locker } from './types';
+import { localLease, type Lease, type Locker } from './types';
 
 /** In-process locker: one gateway process owns its sessions (file state store). */
 export class MemoryLocker implements Locker {
@@ -13,16 +13,11 @@ export class MemoryLocker implements Locker {
     const tail = previous.then(() => current);
     this.tails.set(key, tail);
     await previous;
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        unlock();
-        // Forget the key once nobody queued behind us, so the map does not grow.
-        if (this.tails.get(key) === tail) this.tails.delete(key);
-      },
-    };
+    return localLease(() => {
+      unlock();
+      // Forget the key once nobody queued behind us, so the map does not grow.
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
   }
 
   async reserve(key: string, range: ByteRange): Promise<Lease | null> {
@@ -35,15 +30,10 @@ export class MemoryLocker implements Locker {
     }
     const entry = { start: range.start, end: range.end };
     claimed.add(entry);
-    let released = false;
-    return {
-      release: async () => {
-        if (released) return;
-        released = true;
-        claimed!.delete(entry);
-        if (claimed!.size === 0 && this.inflight.get(key) === claimed) this.inflight.delete(key);
-      },
-    };
+    return localLease(() => {
+      claimed!.delete(entry);
+      if (claimed!.size === 0 && this.inflight.get(key) === claimed) this.inflight.delete(key);
+    });
   }
 
   async close(): Promise<void> {

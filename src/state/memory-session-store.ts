@@ -1,8 +1,11 @@
-import type { SessionRecord, SessionStore } from './types';
+import { MemoryLocker } from './memory-locker';
+import { checkGuards, withLock, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
 
 /** Records kept in process memory: for programmatic use and tests; nothing survives a restart. */
 export class MemorySessionStore implements SessionStore {
   private readonly records = new Map<string, string>();
+  /** Serialises `update`s of one id (a `decide` may await nothing, but its caller's get/put may). */
+  private readonly updates = new MemoryLocker();
 
   async get(id: string): Promise<SessionRecord | undefined> {
     const text = this.records.get(id);
@@ -10,12 +13,25 @@ export class MemorySessionStore implements SessionStore {
     return text === undefined ? undefined : (JSON.parse(text) as SessionRecord);
   }
 
-  async put(record: SessionRecord): Promise<void> {
+  async put(record: SessionRecord, guards?: readonly Lease[]): Promise<void> {
+    checkGuards(guards);
     this.records.set(record.id, JSON.stringify(record));
   }
 
-  async delete(id: string): Promise<void> {
+  async delete(id: string, guards?: readonly Lease[]): Promise<void> {
+    checkGuards(guards);
     this.records.delete(id);
+  }
+
+  update<T>(id: string, decide: (current: SessionRecord | undefined) => Change<T>, guards?: readonly Lease[]): Promise<T> {
+    return withLock(this.updates, id, async () => {
+      const change = decide(await this.get(id));
+      if (change.record) {
+        if (change.record.id !== id) throw new Error(`update of ${id} returned a record of ${change.record.id}`);
+        await this.put(change.record, guards);
+      }
+      return change.result;
+    });
   }
 
   async *ids(): AsyncIterable<string> {

@@ -39,28 +39,60 @@ export interface SessionRecord {
 }
 
 /**
- * Where session records live. `put` must be atomic (a reader sees the old or the new record,
- * never a mix) and, when `durable`, on stable storage before it resolves (D23).
- * Read-modify-write cycles are made safe by a `Locker`, not by the store.
+ * What `SessionStore.update` does: store `record` (when given) and resolve with `result`.
+ * Without `record` nothing is written.
+ */
+export interface Change<T> {
+  record?: SessionRecord;
+  result: T;
+}
+
+/**
+ * Where session records live. Writes are atomic (a reader sees the old or the new record, never a
+ * mix) and, when `durable`, on stable storage before they resolve (D23).
+ *
+ * `guards`: leases the write is made on behalf of. A write whose guard is no longer held (released,
+ * or lost: expired and perhaps granted to another instance) is refused with `LeaseLostError`, and
+ * stores shared between instances check this in the same atomic step as the write (fencing).
  */
 export interface SessionStore {
   get(id: string): Promise<SessionRecord | undefined>;
-  put(record: SessionRecord): Promise<void>;
-  delete(id: string): Promise<void>;
+  put(record: SessionRecord, guards?: readonly Lease[]): Promise<void>;
+  delete(id: string, guards?: readonly Lease[]): Promise<void>;
+  /**
+   * Atomic read-modify-write of one record: `decide` gets a copy of the current record (or
+   * undefined) and says what to store. If another writer changed the record in between, `decide`
+   * runs again on the new one, so it must have no side effects; an error it throws aborts the
+   * update and is rethrown.
+   */
+  update<T>(id: string, decide: (current: SessionRecord | undefined) => Change<T>, guards?: readonly Lease[]): Promise<T>;
   /** Every session id currently stored (for the expiry sweep). */
   ids(): AsyncIterable<string>;
   close(): Promise<void>;
 }
 
+/** A granted lock or reservation. */
 export interface Lease {
+  /** False once released, or once lost (a shared lease that expired before it could be renewed). */
+  readonly held: boolean;
+  /** Aborted when the lease is lost while still in use (never by `release`): stop writing on its behalf. */
+  readonly lost: AbortSignal;
+  /**
+   * For stores that check a lease atomically with a write (Redis): a key and the value it holds
+   * exactly while this lease is held. In-process leases have none (they cannot be lost).
+   */
+  readonly fence?: { key: string; value: string };
   release(): Promise<void>;
 }
 
 /**
  * Coordination between concurrent requests of one session.
- * - `lock`: exclusive, short critical sections (read-modify-write of a record). Waits.
+ * - `lock`: exclusive, short critical sections (read-modify-write of a record). Waits; the
+ *   requests of one process are granted in order.
  * - `reserve`: claims a byte range for a segment in flight; refuses (null) a range that
  *   overlaps one already claimed on the same session (D4: answered 503 + Retry-After).
+ * Shared implementations (Redis) lease both with a time limit, renewed while held, so a crashed
+ * instance cannot hold a session forever.
  */
 export interface Locker {
   lock(key: string): Promise<Lease>;
@@ -68,11 +100,49 @@ export interface Locker {
   close(): Promise<void>;
 }
 
-/** Runs `fn` holding the lock on `key`. */
-export async function withLock<T>(locker: Locker, key: string, fn: () => Promise<T>): Promise<T> {
+/** The shared state (Redis) cannot be reached or answered an error: the client should retry (503). */
+export class StateUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateUnavailableError';
+  }
+}
+
+/** A write was made on behalf of a lease that is no longer held (fencing): nothing was written. */
+export class LeaseLostError extends StateUnavailableError {
+  constructor(message = 'the session lease was lost (expired or taken over); nothing was written') {
+    super(message);
+    this.name = 'LeaseLostError';
+  }
+}
+
+/** Throws `LeaseLostError` when a guard is not held any more (the in-process part of fencing). */
+export function checkGuards(guards: readonly Lease[] | undefined): void {
+  for (const guard of guards ?? []) if (!guard.held) throw new LeaseLostError();
+}
+
+/** A lease whose `lost` signal never fires (in-process locks). */
+export function localLease(onRelease: () => void): Lease {
+  let held = true;
+  const never = new AbortController().signal;
+  return {
+    get held() {
+      return held;
+    },
+    lost: never,
+    async release() {
+      if (!held) return;
+      held = false;
+      onRelease();
+    },
+  };
+}
+
+/** Runs `fn` holding the lock on `key`; `fn` gets the lease (to guard its writes). */
+export async function withLock<T>(locker: Locker, key: string, fn: (lease: Lease) => Promise<T>): Promise<T> {
   const lease = await locker.lock(key);
   try {
-    return await fn();
+    return await fn(lease);
   } finally {
     await lease.release();
   }

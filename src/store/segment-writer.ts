@@ -32,7 +32,7 @@ export interface SegmentWriterOptions {
  * All segment writers share one buffer budget: a lone large segment gets big batches (fewer,
  * larger writes), 128 concurrent ones get small ones, so memory stays flat under load.
  */
-const BUFFER_BUDGET = 24 * 1024 * 1024;
+const BUFFER_BUDGET = 8 * 1024 * 1024;
 let activeWriters = 0;
 
 function bufferShare(): number {

@@ -15,7 +15,7 @@ import { storeErrorToUpload } from '../store/store-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
 import { SegmentWriter } from '../store/segment-writer';
 import { FileDigests, digestFile } from '../store/digests';
-import { withLock, type Lease, type SessionRecord } from '../state/types';
+import { withLock, type Change, type Lease, type SessionRecord } from '../state/types';
 import { makeDirectory, syncDirectory } from '../state/file-session-store';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
 import { receiveBody } from './receive-body';
@@ -141,7 +141,7 @@ async function receiveInto(ctx: Context, location: LocationConfig, writer: Segme
 export function isStaleHandoff(record: SessionRecord, location: LocationConfig, services: UploadServices): boolean {
   const claim = record.handoff;
   if (!claim) return true;
-  if (services.singleInstance && claim.owner !== services.instanceId) return true;
+  if (services.singleInstance(location) && claim.owner !== services.instanceId) return true;
   return Date.now() - claim.startedAt > location.backendConnectTimeoutMs + location.backendReadTimeoutMs + 10_000;
 }
 
@@ -153,16 +153,17 @@ type SegmentOutcome =
 /** One resumable segment (§3.7–§3.12 with D3, D4, D6–D9, D23). */
 async function handleSegment(ctx: Context, location: LocationConfig, services: UploadServices, headers: RawUploadHeaders, id: string, range: SegmentRange): Promise<void> {
   const sessions = services.sessions(location);
-  const { locker } = services;
+  const locker = services.locker(location);
   const segment = { start: range.start, end: range.end };
 
-  // 1. Find or start the session and claim the segment's bytes.
+  // 1. Find or start the session and claim the segment's bytes. Every write is guarded by the
+  // lock's lease: with shared (Redis) state, an instance that lost it writes nothing (fencing).
   let reservation: Lease | null = null;
-  const record = await withLock(locker, id, async () => {
+  const record = await withLock(locker, id, async (lease) => {
     const now = Date.now();
     let current = await sessions.get(id);
     if (current && current.expiresAt <= now) {
-      await services.expireSession(current, sessions);
+      await services.expireSession(current, sessions, [lease]);
       current = undefined;
     }
     if (current && current.total !== range.total) {
@@ -182,7 +183,7 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
         fileName: headers.fileName, contentType: headers.contentType, fieldName: headers.fieldName,
         createdAt: now, updatedAt: now, expiresAt: now + location.sessionTimeoutMs,
       };
-      await sessions.put(current);
+      await sessions.put(current, [lease]);
     }
     reservation = await locker.reserve(id, segment);
     if (!reservation) throw retryLater('the range overlaps a segment of this session still in flight');
@@ -207,41 +208,50 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
       digesters: [...(checksumDigests?.digesters() ?? []), ...(fileDigests?.digesters() ?? [])],
       limitRate: location.limitRate, softLimit: 0, durable: location.fsync,
     });
+    // A reservation lost mid-stream (shared state: not renewed in time, another instance may own
+    // the range now): stop writing at once; the segment is not recorded.
+    const held = reservation as Lease | null;
+    const stopWriting = () => writer.destroy(retryLater('the reservation of this segment was lost; send it again'));
+    held?.lost.addEventListener('abort', stopWriting);
     try {
       await receiveInto(ctx, location, writer, range.end - range.start + 1, headers.checksum, checksumDigests);
     } catch (err) {
       if (fileDigests) services.inOrderDigests.abandon(digestKey);
       throw err;
     } finally {
+      held?.lost.removeEventListener('abort', stopWriting);
       await handle?.close();
     }
 
-    // 3. Record the segment (D23: only now is it acknowledged) and decide what answers it.
+    // 3. Record the segment (D23: only now is it acknowledged) and decide what answers it: the
+    // merge and the hand-off claim are one atomic update of the record, made only while this
+    // request still holds the lock and its reservation, so exactly one segment claims the hand-off
+    // (D7) whichever instance it reached.
     let outcome: SegmentOutcome;
     try {
-      outcome = await withLock(locker, id, async (): Promise<SegmentOutcome> => {
-        const now = Date.now();
-        const current = await sessions.get(id);
-        if (!current || current.createdAt !== record.createdAt) {
-          throw new UploadError(409, `session ${id} expired while the segment was being received`);
-        }
-        if (isComplete(current.ranges, current.total)) {
-          if (current.completion) return { kind: 'replay', record: current };
-          if (current.handoff && !isStaleHandoff(current, location, services)) throw retryLater('the upload is being handed to the backend; retry shortly');
-        } else {
-          current.ranges = addRange(current.ranges, segment);
-          current.expiresAt = now + location.sessionTimeoutMs;
-        }
-        // The completing segment's headers describe the file (as the module reports them).
-        current.fileName = headers.fileName;
-        current.contentType = headers.contentType;
-        current.fieldName = headers.fieldName;
-        current.updatedAt = now;
-        const complete = isComplete(current.ranges, current.total);
-        if (complete) current.handoff = { owner: services.instanceId, startedAt: now };
-        await sessions.put(current);
-        return { kind: complete ? 'handoff' : 'partial', record: current };
-      });
+      outcome = await withLock(locker, id, (lease) =>
+        sessions.update(id, (current): Change<SegmentOutcome> => {
+          const now = Date.now();
+          if (!current || current.createdAt !== record.createdAt) {
+            throw new UploadError(409, `session ${id} expired while the segment was being received`);
+          }
+          if (isComplete(current.ranges, current.total)) {
+            if (current.completion) return { result: { kind: 'replay', record: current } };
+            if (current.handoff && !isStaleHandoff(current, location, services)) throw retryLater('the upload is being handed to the backend; retry shortly');
+          } else {
+            current.ranges = addRange(current.ranges, segment);
+            current.expiresAt = now + location.sessionTimeoutMs;
+          }
+          // The completing segment's headers describe the file (as the module reports them).
+          current.fileName = headers.fileName;
+          current.contentType = headers.contentType;
+          current.fieldName = headers.fieldName;
+          current.updatedAt = now;
+          const complete = isComplete(current.ranges, current.total);
+          if (complete) current.handoff = { owner: services.instanceId, startedAt: now };
+          return { record: current, result: { kind: complete ? 'handoff' : 'partial', record: current } };
+        }, reservation ? [lease, reservation] : [lease]),
+      );
     } catch (err) {
       if (fileDigests) services.inOrderDigests.abandon(digestKey);
       throw err;
@@ -290,34 +300,39 @@ async function handOffSession(ctx: Context, location: LocationConfig, services: 
   } catch (err) {
     if (!(err instanceof BackendUnreachable)) throw err;
     // D7: keep the complete upload; the client's retry of any segment re-attempts the hand-off.
-    await withLock(services.locker, record.id, async () => {
-      const current = await sessions.get(record.id);
-      if (current?.handoff?.owner === services.instanceId) {
+    const claim = record.handoff;
+    await withLock(services.locker(location), record.id, (lease) =>
+      sessions.update(record.id, (current): Change<void> => {
+        if (!current?.handoff || current.handoff.owner !== claim?.owner || current.handoff.startedAt !== claim.startedAt) return { result: undefined };
         delete current.handoff;
-        await sessions.put(current);
-      }
-    });
+        return { record: current, result: undefined };
+      }, [lease]),
+    );
     services.log.warn({ session: record.id, err: err.message }, 'backend unreachable; upload kept for a retry');
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
 
   const fileRemoved = statusInRanges(answer.status, location.cleanup);
   if (fileRemoved) await fs.rm(record.dataPath, { force: true });
-  await withLock(services.locker, record.id, async () => {
-    const current = (await sessions.get(record.id)) ?? record;
-    const now = Date.now();
-    delete current.handoff;
-    current.completion = {
-      status: answer.status,
-      statusMessage: answer.statusMessage,
-      headers: answer.headers,
-      bodyBase64: answer.body ? answer.body.toString('base64') : null,
-      completedAt: now,
-      fileRemoved,
-    };
-    current.expiresAt = now + location.completedRetentionMs;
-    await sessions.put(current);
-  });
+  await withLock(services.locker(location), record.id, (lease) =>
+    sessions.update(record.id, (stored): Change<void> => {
+      // The first stored answer stays (a second hand-off can only follow a claim that went stale).
+      if (stored?.completion) return { result: undefined };
+      const current = stored ?? record;
+      const now = Date.now();
+      delete current.handoff;
+      current.completion = {
+        status: answer.status,
+        statusMessage: answer.statusMessage,
+        headers: answer.headers,
+        bodyBase64: answer.body ? answer.body.toString('base64') : null,
+        completedAt: now,
+        fileRemoved,
+      };
+      current.expiresAt = now + location.completedRetentionMs;
+      return { record: current, result: undefined };
+    }, [lease]),
+  );
   relayAnswer(ctx, answer, addHeaders);
 }
 
@@ -336,11 +351,11 @@ async function handleWholeFile(ctx: Context, location: LocationConfig, services:
     if (headers.sessionId !== null) {
       const id = headers.sessionId;
       const sessions = services.sessions(location);
-      await withLock(services.locker, id, async () => {
+      await withLock(services.locker(location), id, async (lease) => {
         const existing = await sessions.get(id);
         if (!existing) return;
         // An expired session goes now: the sweep would otherwise delete this upload's file later.
-        if (existing.expiresAt <= Date.now()) return services.expireSession(existing, sessions);
+        if (existing.expiresAt <= Date.now()) return services.expireSession(existing, sessions, [lease]);
         // A completed upload is kept (and replayed, D7) for the retention time: never overwrite it.
         throw new UploadError(409, existing.completion
           ? `session ${id} completed an upload that is kept until upload_completed_retention ends`

@@ -35,11 +35,11 @@ export function nginxVersion(bin: string): string {
 }
 
 /** Replaces `pattern` in `text`, which must occur exactly once (the example and the test stay in step). */
-function substituteOnce(text: string, pattern: RegExp, replacement: string | ((match: string, ...groups: string[]) => string), what: string): string {
+export function substituteOnce(text: string, pattern: RegExp, replacement: string | ((match: string, ...groups: string[]) => string), what: string, source = NGINX_EXAMPLE): string {
   const global = new RegExp(pattern.source, pattern.flags.includes('g') ? pattern.flags : `${pattern.flags}g`);
   const count = (text.match(global) ?? []).length;
   if (count !== 1) {
-    throw new Error(`${path.relative(REPO_ROOT, NGINX_EXAMPLE)}: expected exactly one ${what} (${pattern}), found ${count}; update test/helpers/nginx.ts with the example`);
+    throw new Error(`${path.relative(REPO_ROOT, source)}: expected exactly one ${what} (${pattern}), found ${count}; update the test helper that generates from it`);
   }
   return text.replace(pattern, typeof replacement === 'string' ? () => replacement : replacement);
 }
@@ -102,12 +102,21 @@ export interface NginxProcess {
  * front of the gateway on `gatewayPort`. Rejects, loudly, when nginx is missing or does not start.
  */
 export async function startNginx(gatewayPort: number): Promise<NginxProcess> {
-  const bin = findNginx();
-  const version = nginxVersion(bin);
   const dir = tempDir('nginx-front-');
   const port = await freePort();
+  return runNginx(nginxConfig({ listenPort: port, gatewayPort, dir }), { dir, port });
+}
+
+/**
+ * Runs nginx with a complete `nginx.conf` text (written to `dir`) that listens on `port`; same
+ * single-process, own-prefix set-up as `startNginx`. `stop()` removes `dir` unless `keepDir`.
+ */
+export async function runNginx(configText: string, options: { dir: string; port: number; keepDir?: boolean }): Promise<NginxProcess> {
+  const bin = findNginx();
+  const version = nginxVersion(bin);
+  const { dir, port } = options;
   const configFile = path.join(dir, 'nginx.conf');
-  writeFileSync(configFile, nginxConfig({ listenPort: port, gatewayPort, dir }));
+  writeFileSync(configFile, configText);
   const globals = `daemon off; master_process off; pid ${path.join(dir, 'nginx.pid')}; error_log stderr notice;`;
   // `-e stderr`: the start-up error log, before the configuration is read (nginx >= 1.19.5).
   const child = spawn(bin, ['-e', 'stderr', '-p', `${dir}${path.sep}`, '-c', configFile, '-g', globals], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -143,7 +152,7 @@ export async function startNginx(gatewayPort: number): Promise<NginxProcess> {
         await exited;
         clearTimeout(killer);
       }
-      rmSync(dir, { recursive: true, force: true });
+      if (!options.keepDir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
