@@ -5,7 +5,7 @@
  * process) next to the same bytes written by a bare node:http loopback server straight to disk,
  * with the same client and the same concurrency, in one run.
  *
- *   node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both]
+ *   node bench/run.js [--quick] [--scenario large|medium|small|multipart[,…]] [--fsync on|off|both]
  *                     [--repeat N] [--digests]
  *
  * Scenarios (full size):
@@ -185,7 +185,7 @@ function parseArgs(argv) {
       if (!['on', 'off', 'both'].includes(v)) throw new Error('--fsync takes on, off or both');
       opts.fsync = v === 'both' ? ['on', 'off'] : [v];
     } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick] [--scenario large|medium|small[,…]] [--fsync on|off|both] [--repeat N] [--digests]\n');
+      process.stdout.write('usage: node bench/run.js [--quick] [--scenario large|medium|small|multipart[,…]] [--fsync on|off|both] [--repeat N] [--digests]\n');
       process.exit(0);
     } else throw new Error(`unknown argument ${arg}`);
   }
@@ -505,6 +505,62 @@ async function runOne(scenario, server, fsync, block, backend, opts) {
   }
 }
 
+/** One multipart/form-data POST of `bytes` file bytes (plus a text field) to the gateway, streamed. */
+async function runMultipart(bytes, block, backend) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'upload-bench-multipart-'));
+  TEMP_DIRS.add(dir);
+  const store = path.join(dir, 'store');
+  const state = path.join(dir, 'state');
+  fs.mkdirSync(store);
+  fs.mkdirSync(state);
+  const port = await freePort();
+  const configFile = path.join(dir, 'gateway.conf');
+  fs.writeFileSync(configFile, gatewayConfig({ port, store, state, backendPort: backend.port, fsync: 'on', digests: true }).replace('client_max_body_size 16m;', 'client_max_body_size 0;'));
+  const proc = new ServerProcess([path.join(ROOT, 'bin', 'upload-gateway.js'), '--config', configFile], { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' });
+  const failures = [];
+  const handoffsBefore = backend.handoffs;
+  try {
+    await waitForPort(port, proc.child, () => proc.output());
+    const boundary = 'BenchBoundary7MA4YWxkTrZu0gW';
+    const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\nbench\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
+    const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
+    const started = process.hrtime.bigint();
+    const status = await new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': head.length + bytes + tail.length } }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(res.statusCode === 200 ? 200 : `${res.statusCode} ${text.trim()}`));
+      });
+      req.on('error', reject);
+      let sent = 0;
+      const pump = () => {
+        req.write(head);
+        const more = () => {
+          while (sent < bytes) {
+            const length = Math.min(block.length, bytes - sent);
+            sent += length;
+            if (!req.write(length === block.length ? block : block.subarray(0, length))) return req.once('drain', more);
+          }
+          req.end(tail);
+        };
+        more();
+      };
+      pump();
+    });
+    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    if (status !== 200) failures.push(`status ${status}`);
+    if (backend.handoffs - handoffsBefore !== 1) failures.push(`${backend.handoffs - handoffsBefore} hand-offs`);
+    const peakRss = await proc.stop();
+    if (failures.length > 0 && proc.output().trim()) failures.push(`server output:\n${proc.output().trim()}`);
+    return { seconds, peakRss, failures };
+  } finally {
+    await proc.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+    TEMP_DIRS.delete(dir);
+    syncDisk();
+  }
+}
+
 const pad = (value, width, left = false) => (left ? String(value).padEnd(width) : String(value).padStart(width));
 const mb = (bytes) => bytes / 1e6;
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
@@ -531,10 +587,13 @@ async function main() {
     process.exit(2);
   }
   const all = scenarios(opts.quick);
+  // `multipart` is measured apart: one big form, gateway only (memory, not a ratio).
+  const withMultipart = !opts.scenarios || opts.scenarios.includes('multipart');
+  if (opts.scenarios) opts.scenarios = opts.scenarios.filter((name) => name !== 'multipart');
   const selected = opts.scenarios ? opts.scenarios.map((name) => {
     const found = all.find((s) => s.name === name);
     if (!found) {
-      process.stderr.write(`bench: unknown scenario ${name} (large, medium, small)\n`);
+      process.stderr.write(`bench: unknown scenario ${name} (large, medium, small, multipart)\n`);
       process.exit(2);
     }
     return found;
@@ -576,7 +635,6 @@ async function main() {
       }
     }
   }
-  backend.server.close();
 
   // Per scenario, fsync and server: the run with the median MB/s (its latencies too); peak RSS
   // is the highest of all its runs.
@@ -626,6 +684,17 @@ async function main() {
     }).filter(Boolean);
     console.log(`upload_fsync off vs on (gateway): ${gains.join('; ')}`);
   }
+  if (withMultipart) {
+    const bytes = opts.quick ? 256 * MiB : 2 * GiB;
+    process.stderr.write(`  … multipart ${fmt(bytes / GiB, 2)} GiB in one form\n`);
+    const m = await runMultipart(bytes, block, backend);
+    console.log(`multipart: one ${fmt(bytes / GiB, 2)} GiB file posted in one form: ${fmt(mb(bytes) / m.seconds)} MB/s, gateway peak RSS ${fmt(m.peakRss / 1e6, 0)} MB ${m.peakRss / 1e6 < RSS_TARGET_MB ? '<' : '≥'} ${RSS_TARGET_MB} MB → ${m.failures.length === 0 && m.peakRss / 1e6 < RSS_TARGET_MB ? 'PASS' : 'FAIL'}`);
+    if (m.failures.length > 0) {
+      console.log(`multipart FAILED: ${m.failures.join('; ')}`);
+      failed = true;
+    }
+  }
+  backend.server.close();
   if (failed) {
     console.log('some uploads FAILED (see above); figures of failed runs are not meaningful');
     process.exitCode = 1;
