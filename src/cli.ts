@@ -26,7 +26,6 @@ async function uploadCommand(argv: string[]): Promise<number> {
     process.stderr.write(`upload-gateway: the client is not built (${bundle} is missing): run npm run build\n`);
     return 1;
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const cli = require(bundle) as { main(argv: string[]): Promise<number> };
   return cli.main(argv);
 }

@@ -7,3 +7,5 @@ export type { SessionStore, SessionRecord, Locker, Lease } from './state/types';
 export { FileSessionStore } from './state/file-session-store';
 export { MemorySessionStore } from './state/memory-session-store';
 export { MemoryLocker } from './state/memory-locker';
+export { RedisSessionStore, RedisLocker, createRedisClient, type RedisLockerOptions } from './state/redis-state';
+export { StateUnavailableError, LeaseLostError, type Change } from './state/types';

@@ -53,6 +53,8 @@ export function createRedisClient(url: string, onError: (err: Error) => void = (
     commandTimeout: 10_000,
     maxRetriesPerRequest: 1,
     retryStrategy: (times) => Math.min(50 * times, 1000),
+    // How long a closed client waits for its socket to close (it keeps the process alive meanwhile).
+    disconnectTimeout: 200,
     ...options,
   });
   client.on('error', onError);

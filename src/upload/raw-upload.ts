@@ -212,7 +212,8 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
     // the range now): stop writing at once; the segment is not recorded.
     const held = reservation as Lease | null;
     const stopWriting = () => writer.destroy(retryLater('the reservation of this segment was lost; send it again'));
-    held?.lost.addEventListener('abort', stopWriting);
+    if (held?.lost.aborted) stopWriting();
+    else held?.lost.addEventListener('abort', stopWriting);
     try {
       await receiveInto(ctx, location, writer, range.end - range.start + 1, headers.checksum, checksumDigests);
     } catch (err) {

@@ -107,7 +107,12 @@ export async function startTestGateway(options: { locationBody?: string; topLeve
     .replace(/__BACKEND__/g, `127.0.0.1:${backend.port}`);
   const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\n${options.topLevel ?? ''}\nlocation /upload {\n${body}\n}\n`;
   const gateway = createGateway(parseConfig(text, path.join(dir, 'test.conf')), { logger: pino({ level: 'silent' }), ...options.gatewayOptions });
-  await gateway.listen();
+  try {
+    await gateway.listen();
+  } catch (err) {
+    await backend.stop();
+    throw err;
+  }
   return {
     gateway, backend, port, url: `http://127.0.0.1:${port}`, store, state, dir,
     async close() {

@@ -29,9 +29,12 @@ export const GATEWAY_SERVICES = ['gateway1', 'gateway2'] as const;
  */
 export function composeCommand(block: string): string[] {
   const lines = readFileSync(COMPOSE_FILE, 'utf8').split('\n');
-  const start = lines.findIndex((line) => new RegExp(`^(\\s*)${block}:(\\s+&[\\w-]+)?\\s*$`).test(line));
+  // `x-…` extension blocks are at the top level, services two spaces in under `services:`.
+  const from = block.startsWith('x-') ? 0 : lines.indexOf('services:');
+  const indent = block.startsWith('x-') ? 0 : 2;
+  const header = new RegExp(`^ {${indent}}${block}:(\\s+&[\\w-]+)?\\s*$`);
+  const start = from < 0 ? -1 : lines.findIndex((line, i) => i > from - (indent === 0 ? 1 : 0) && header.test(line));
   if (start < 0) throw new Error(`${path.relative(REPO_ROOT, COMPOSE_FILE)}: no "${block}:" block`);
-  const indent = /^\s*/.exec(lines[start])![0].length;
   for (let i = start + 1; i < lines.length; i++) {
     const line = lines[i];
     if (line.trim() === '' || line.trim().startsWith('#')) continue;
@@ -176,6 +179,7 @@ export interface TopologyOptions {
 
 /** Starts redis, the sample backend, two gateways and nginx, in the compose file's dependency order. */
 export async function startTopology(options: TopologyOptions = {}): Promise<Topology> {
+  if (options.nginxPort !== undefined) await assertPortFree(options.nginxPort);
   const dir = tempDir('topology-');
   const dataDir = path.join(dir, 'volume');
   mkdirSync(dataDir);
@@ -237,6 +241,16 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     await stopAll();
     throw err;
   }
+}
+
+/** Fails clearly when something already listens on `port` (nginx would not start, and the wait for its port would be fooled). */
+async function assertPortFree(port: number): Promise<void> {
+  const net = await import('node:net');
+  await new Promise<void>((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', (err) => reject(new Error(`port ${port} is taken (${err.message}); choose another with --port`)));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve()));
+  });
 }
 
 /** Files in the sample backend's files directory. */

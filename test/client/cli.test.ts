@@ -1,0 +1,104 @@
+/**
+ * `upload-gateway upload FILE --url URL …` as a person runs it: the real binary, interrupted with
+ * SIGINT (Ctrl-C) in the middle, then run again: it continues from the server's ranges, sends no
+ * acknowledged byte again, and the backend gets the identical file.
+ */
+import { spawn } from 'node:child_process';
+import { rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { startTestGateway, type TestGateway } from '../helpers/gateway';
+import { REPO_ROOT, run, tempDir } from '../helpers/process';
+import { coveredBytes, randomFile, sleep } from '../helpers/segments';
+import { CountingProxy, handedOff, resentRecordedBytes } from './helpers';
+
+const BIN = path.join(REPO_ROOT, 'bin/upload-gateway.js');
+const MiB = 1024 * 1024;
+
+let gw: TestGateway;
+let proxy: CountingProxy;
+let dir: string;
+
+beforeAll(async () => {
+  gw = await startTestGateway();
+  proxy = await new CountingProxy(gw.port).start();
+  dir = tempDir('client-cli-');
+});
+
+afterAll(async () => {
+  await proxy?.stop();
+  await gw?.close();
+  for (const d of [gw?.dir, dir]) if (d) rmSync(d, { recursive: true, force: true });
+});
+
+function upload(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; interrupt(): void } {
+  const child = spawn(process.execPath, [BIN, 'upload', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return { done, interrupt: () => child.kill('SIGINT') };
+}
+
+test('Ctrl-C in the middle, run again: it resumes and finishes; no acknowledged byte is sent twice', async () => {
+  const data = randomFile(6 * MiB + 77, 31);
+  const file = path.join(dir, 'cli upload.bin');
+  writeFileSync(file, data);
+  proxy.throttleBytesPerSecond = 4 * MiB;
+  const args = [file, '--url', proxy.url, '--segment', '512KiB', '--concurrency', '2', '--checksum', 'sha256'];
+
+  const first = upload(args);
+  // Wait until the server acknowledged a third of the file, then press Ctrl-C.
+  const deadline = Date.now() + 15_000;
+  while (coveredBytes(proxy.acknowledged()) < data.length / 3 && Date.now() < deadline) await sleep(20);
+  first.interrupt();
+  const interrupted = await first.done;
+  expect(interrupted.stderr).toContain('interrupted: run the same command again to resume');
+  expect(interrupted.code).toBe(130);
+  expect(interrupted.stderr).toMatch(/%.*ETA/);
+  const before = coveredBytes(proxy.acknowledged());
+  expect(before).toBeLessThan(data.length);
+
+  proxy.throttleBytesPerSecond = 0;
+  const second = await upload(args).done;
+  expect(second.stderr).toMatch(/resuming: the server already has \d/);
+  expect(second.stderr).toContain('done: the backend answered 200 OK');
+  expect(second.code).toBe(0);
+  expect(second.stdout).toBe('backend 200\n');
+
+  const { calls, data: stored } = handedOff(gw.backend, 'cli upload.bin');
+  expect(calls).toHaveLength(1);
+  expect(stored!.equals(data)).toBe(true);
+  const segments = proxy.segments();
+  expect(resentRecordedBytes(segments)).toEqual([]);
+  // Every byte the gateway holds was received once; the only bytes that went twice are those of
+  // the segments Ctrl-C cut off, which the gateway never recorded.
+  expect(segments.filter((r) => r.recorded).reduce((n, r) => n + r.bodyBytes, 0)).toBe(data.length);
+  expect(segments.filter((r) => !r.recorded).every((r) => r.status === undefined || r.status === 503)).toBe(true);
+
+  // A third run finds the upload complete and sends nothing.
+  const count = proxy.segments().length;
+  const third = await upload(args).done;
+  expect(third.code).toBe(0);
+  expect(third.stderr).toContain('the server already has the whole file');
+  expect(proxy.segments()).toHaveLength(count);
+});
+
+test('--help, usage errors and an unreachable server', async () => {
+  const help = await run(process.execPath, [BIN, 'upload', '--help']);
+  expect(help.code).toBe(0);
+  expect(help.output).toContain('usage: upload-gateway upload FILE');
+  const usage = await run(process.execPath, [BIN, 'upload', '--segment', 'lots']);
+  expect(usage.code).toBe(2);
+  expect(usage.output).toContain('invalid size "lots"');
+  const missing = await run(process.execPath, [BIN, 'upload', path.join(dir, 'nope.bin')]);
+  expect(missing.code).toBe(1);
+  expect(missing.output).toContain('ENOENT');
+  writeFileSync(path.join(dir, 'small.bin'), 'x');
+  const refused = await run(process.execPath, [BIN, 'upload', path.join(dir, 'small.bin'), '--url', 'http://127.0.0.1:1/upload', '--retries', '1', '--quiet']);
+  expect(refused.code).toBe(1);
+  expect(refused.output).toContain('ECONNREFUSED');
+  // The server's own usage still works and mentions the command.
+  const serverHelp = await run(process.execPath, [BIN, '--help']);
+  expect(serverHelp.output).toContain('upload-gateway upload FILE');
+});
