@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hashedRelativePath } from '../protocol/hash-path';
 import { MemoryLocker } from './memory-locker';
-import { checkGuards, withLock, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
+import { checkGuards, updateInProcess, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
 
 const SUFFIX = '.state.json';
 
@@ -69,14 +69,7 @@ export class FileSessionStore implements SessionStore {
   }
 
   update<T>(id: string, decide: (current: SessionRecord | undefined) => Change<T>, guards?: readonly Lease[]): Promise<T> {
-    return withLock(this.updates, id, async () => {
-      const change = decide(await this.get(id));
-      if (change.record) {
-        if (change.record.id !== id) throw new Error(`update of ${id} returned a record of ${change.record.id}`);
-        await this.put(change.record, guards);
-      }
-      return change.result;
-    });
+    return updateInProcess(this, this.updates, id, decide, guards);
   }
 
   async *ids(): AsyncIterable<string> {

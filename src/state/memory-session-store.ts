@@ -1,5 +1,5 @@
 import { MemoryLocker } from './memory-locker';
-import { checkGuards, withLock, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
+import { checkGuards, updateInProcess, type Change, type Lease, type SessionRecord, type SessionStore } from './types';
 
 /** Records kept in process memory: for programmatic use and tests; nothing survives a restart. */
 export class MemorySessionStore implements SessionStore {
@@ -24,14 +24,7 @@ export class MemorySessionStore implements SessionStore {
   }
 
   update<T>(id: string, decide: (current: SessionRecord | undefined) => Change<T>, guards?: readonly Lease[]): Promise<T> {
-    return withLock(this.updates, id, async () => {
-      const change = decide(await this.get(id));
-      if (change.record) {
-        if (change.record.id !== id) throw new Error(`update of ${id} returned a record of ${change.record.id}`);
-        await this.put(change.record, guards);
-      }
-      return change.result;
-    });
+    return updateInProcess(this, this.updates, id, decide, guards);
   }
 
   async *ids(): AsyncIterable<string> {

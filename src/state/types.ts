@@ -147,3 +147,24 @@ export async function withLock<T>(locker: Locker, key: string, fn: (lease: Lease
     await lease.release();
   }
 }
+
+/**
+ * `SessionStore.update` for stores whose writers all live in this process: read, decide and
+ * write under an in-process lock (Redis does the same atomically in the server).
+ */
+export function updateInProcess<T>(
+  store: Pick<SessionStore, 'get' | 'put'>,
+  locker: Locker,
+  id: string,
+  decide: (current: SessionRecord | undefined) => Change<T>,
+  guards?: readonly Lease[],
+): Promise<T> {
+  return withLock(locker, id, async () => {
+    const change = decide(await store.get(id));
+    if (change.record) {
+      if (change.record.id !== id) throw new Error(`update of ${id} returned a record of ${change.record.id}`);
+      await store.put(change.record, guards);
+    }
+    return change.result;
+  });
+}
