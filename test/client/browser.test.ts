@@ -12,7 +12,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { REPO_ROOT, tempDir } from '../helpers/process';
 import { coveredBytes, randomFile } from '../helpers/segments';
 import type { Progress, UploadStatus } from '../../client/src/node';
-import { CountingProxy, handedOff, loadClient, resentRecordedBytes } from './helpers';
+import { checkNoByteTwice, CountingProxy, handedOff, loadClient } from './helpers';
 
 const client = loadClient();
 const MiB = 1024 * 1024;
@@ -137,8 +137,11 @@ test('headless Chromium uploads with /client.js: progress events, abort, resume,
     const { calls, data: stored } = handedOff(gw.backend, name);
     expect(calls).toHaveLength(1);
     expect(stored!.equals(data)).toBe(true);
-    expect(resentRecordedBytes(proxy.segments())).toEqual([]);
-    expect(proxy.segments().filter((r) => r.recorded).reduce((n, r) => n + r.bodyBytes, 0)).toBe(data.length);
+    // No byte the page knew to be on the server went again; only segments cut by the abort (their
+    // answers never reached the page) may have gone twice.
+    const cut = proxy.segments().filter((r) => !r.acknowledged && r.status !== 503);
+    const counts = checkNoByteTwice(proxy.segments(), data.length, cut);
+    expect(counts.total).toBeGreaterThanOrEqual(data.length);
 
     // Progress: byte-level (values between segment boundaries), ≤ 10 events/s, ending at 100 %.
     const boundaries = new Set<number>();

@@ -40,8 +40,10 @@ export interface ProxiedRequest {
   acknowledged: boolean;
   /** The gateway answered 2xx: it holds these bytes (whether or not the client got the answer). */
   recorded: boolean;
-  /** Bytes the gateway had recorded when this request started. */
-  recordedBefore: ByteRange[];
+  /** A status query's answer: the ranges it reported. */
+  reported: ByteRange[] | undefined;
+  /** Bytes the client had been told the server holds (2xx segment answers and status answers it received) when this request started. */
+  knownBefore: ByteRange[];
 }
 
 /** An HTTP proxy in front of the gateway that counts what arrives. */
@@ -84,6 +86,16 @@ export class CountingProxy {
     return this.union((r) => r.recorded, session);
   }
 
+  /** What the client has been told the server holds: acknowledged segments and the ranges of status answers it received. */
+  knownToClient(session?: string): ByteRange[] {
+    let set = this.acknowledged(session);
+    for (const r of this.requests) {
+      if (!r.acknowledged || !r.reported || (session !== undefined && r.session !== session)) continue;
+      for (const range of r.reported) set = addRange(set, range);
+    }
+    return set;
+  }
+
   private union(pick: (r: ProxiedRequest) => boolean, session: string | undefined): ByteRange[] {
     let set: ByteRange[] = [];
     for (const r of this.requests) if (pick(r) && r.range && (session === undefined || r.session === session)) set = addRange(set, r.range);
@@ -105,7 +117,8 @@ export class CountingProxy {
       status: undefined,
       acknowledged: false,
       recorded: false,
-      recordedBefore: this.recorded(session),
+      reported: undefined,
+      knownBefore: this.knownToClient(session),
     };
     this.requests.push(record);
     res.on('finish', () => {
@@ -158,7 +171,14 @@ export class CountingProxy {
     res.on('error', () => undefined);
     upstream.on('response', (answer) => {
       record.status = answer.statusCode;
-      record.recorded = answer.statusCode! >= 200 && answer.statusCode! < 300;
+      record.recorded = req.method === 'POST' && answer.statusCode! >= 200 && answer.statusCode! < 300;
+      if (req.method === 'GET' && answer.statusCode === 200) {
+        record.reported = String(answer.headers.range ?? '')
+          .split(',')
+          .map((e) => /^(\d+)-(\d+)\/\d+$/.exec(e.trim()))
+          .filter((m): m is RegExpExecArray => m !== null)
+          .map((m) => ({ start: Number(m[1]), end: Number(m[2]) }));
+      }
       if (res.destroyed) {
         answer.resume();
         return;
@@ -277,15 +297,32 @@ export class DroppingRelay {
 }
 
 /**
- * POSTs that sent bytes the gateway had already recorded when they started (should be none: the
- * client resumes from the server's ranges, and asks after every failure).
+ * POSTs that carried bytes the client had been told the server holds (by a segment answer or a
+ * status answer it received before sending). "No byte twice" means this is empty.
  */
-export function resentRecordedBytes(requests: readonly ProxiedRequest[]): Array<{ range: ByteRange; overlaps: ByteRange[] }> {
+export function resentKnownBytes(requests: readonly ProxiedRequest[]): Array<{ range: ByteRange; overlaps: ByteRange[] }> {
   const out: Array<{ range: ByteRange; overlaps: ByteRange[] }> = [];
   for (const r of requests) {
     if (r.method !== 'POST' || !r.range) continue;
-    const overlaps = r.recordedBefore.filter((a) => a.start <= r.range!.end && r.range!.start <= a.end);
+    const overlaps = r.knownBefore.filter((a) => a.start <= r.range!.end && r.range!.start <= a.end);
     if (overlaps.length) out.push({ range: r.range, overlaps });
   }
   return out;
+}
+
+/**
+ * Checks "abort then resume sends no byte twice", counted at the proxy in front of the server:
+ * no request carried bytes the client had been told the server holds; every segment whose answer
+ * reached the client was a different part of the file (their bodies add up to at most the file);
+ * and the only segments without an answer are those the abort cut off (`cut`) or 503 refusals.
+ * Returns the byte counts for the test's own checks.
+ */
+export function checkNoByteTwice(segments: readonly ProxiedRequest[], size: number, cut: readonly ProxiedRequest[]): { total: number; acknowledged: number; cutBytes: number } {
+  const sum = (rs: readonly ProxiedRequest[]) => rs.reduce((n, r) => n + r.bodyBytes, 0);
+  const acknowledged = segments.filter((r) => r.acknowledged);
+  const others = segments.filter((r) => !r.acknowledged && !cut.includes(r) && r.status !== 503);
+  if (resentKnownBytes(segments).length > 0) throw new Error(`bytes known to be on the server were sent again: ${JSON.stringify(resentKnownBytes(segments))}`);
+  if (sum(acknowledged) > size) throw new Error(`acknowledged segments carried ${sum(acknowledged)} bytes for a file of ${size}`);
+  if (others.length > 0) throw new Error(`segments lost without an abort or a 503: ${JSON.stringify(others.map((r) => [r.range, r.status]))}`);
+  return { total: sum(segments), acknowledged: sum(acknowledged), cutBytes: sum(cut) };
 }

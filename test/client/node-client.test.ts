@@ -12,7 +12,7 @@ import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { REPO_ROOT, run, tempDir } from '../helpers/process';
 import { coveredBytes, covers, randomFile, sendSegment } from '../helpers/segments';
 import type { Progress, UploadStatus } from '../../client/src/node';
-import { CountingProxy, handedOff, loadClient, resentRecordedBytes } from './helpers';
+import { checkNoByteTwice, CountingProxy, handedOff, loadClient } from './helpers';
 
 const client = loadClient();
 const KiB = 1024;
@@ -190,28 +190,24 @@ describe('abort and resume', () => {
         },
       });
       await expect(first.uploadSegments(await first.fetchStatus())).rejects.toMatchObject({ name: 'AbortError' });
-      const cut = proxy.segments().filter((r) => !r.recorded);
+      // The segments in flight when the abort came: their answers never reached the client.
+      const cut = proxy.segments().filter((r) => !r.acknowledged);
       expect(cut.length).toBeGreaterThanOrEqual(1);
+      expect(cut.some((r) => r.bodyBytes > 0)).toBe(true);
 
       const second = client.fileUploader(data, 128 * KiB, 'abort-resume', options);
       const status = await second.fetchStatus();
-      // The resume point is the server's: everything it recorded, never the cut segments.
-      expect(status.ranges).toEqual(proxy.recorded());
-      expect(cut.every((r) => !covers(status.ranges, [r.range!]))).toBe(true);
+      // The resume point is the server's, and holds at least everything acknowledged.
+      expect(covers(status.ranges, proxy.acknowledged())).toBe(true);
       const done = await second.uploadSegments(status);
       expect(done.complete).toBe(true);
       expect(handedOff(gw.backend, 'abort-resume.bin').data!.equals(data)).toBe(true);
 
-      const segments = proxy.segments();
-      expect(resentRecordedBytes(segments)).toEqual([]);
-      const recorded = segments.filter((r) => r.recorded);
-      const unrecorded = segments.filter((r) => !r.recorded);
-      // Every byte the server holds was received exactly once; the only bytes sent twice are those
-      // of the segments the abort cut off, which the server never acknowledged (nor recorded).
-      expect(recorded.reduce((n, r) => n + r.bodyBytes, 0)).toBe(data.length);
-      expect(segments.reduce((n, r) => n + r.bodyBytes, 0)).toBe(data.length + unrecorded.reduce((n, r) => n + r.bodyBytes, 0));
-      // Besides the cut segments, only refusals of a resumed segment the gateway still saw in flight (503).
-      expect(unrecorded.filter((r) => !cut.includes(r)).every((r) => r.status === 503)).toBe(true);
+      // No byte the client knew to be on the server went again; the only bytes that may have gone
+      // twice are those of the segments the abort cut off, which the client never saw acknowledged.
+      const counts = checkNoByteTwice(proxy.segments(), data.length, cut);
+      expect(counts.total).toBeLessThanOrEqual(data.length + counts.cutBytes + proxy.segments().filter((r) => r.status === 503).reduce((n, r) => n + r.bodyBytes, 0));
+      expect(counts.total).toBeGreaterThanOrEqual(data.length);
     } finally {
       await proxy.stop();
     }
