@@ -3,6 +3,7 @@
  * command-line uploader with a progress bar. Interrupted (Ctrl-C) and run again with the same
  * file, it asks the server what it has and sends only the rest.
  */
+import { SingleBar } from 'cli-progress';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { fileUploader, sessionIdFor } from './node';
@@ -62,7 +63,7 @@ export function formatDuration(seconds: number | null): string {
   return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${r}` : `${m}:${r}`;
 }
 
-/** ` 42.0% [=========>           ] 12.0 MiB / 28.6 MiB  4.20 MiB/s  ETA 0:04` */
+/** ` 42.0% [=========>           ] 12.0 MiB / 28.6 MiB  4.20 MiB/s  ETA 0:04` (logs without a terminal) */
 export function progressLine(p: Progress, width = 24): string {
   const filled = Math.min(width, Math.floor((p.percent / 100) * width));
   const bar = filled >= width ? '='.repeat(width) : '='.repeat(filled) + '>' + ' '.repeat(width - filled - 1);
@@ -177,17 +178,30 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   }
   const say = (text: string) => io.stderr.write(`${text}\n`);
   const tty = Boolean(io.stderr.isTTY);
-  let barShown = false;
+  // On a terminal, a redrawn bar (cli-progress); otherwise one line per 10 %.
+  let bar: SingleBar | null = null;
   let lastDecile = -1;
   const clearBar = () => {
-    if (barShown) io.stderr.write('\r\x1b[K');
-    barShown = false;
+    bar?.stop();
+    bar = null;
   };
   const onProgress = (p: Progress) => {
     if (args.quiet) return;
+    const values = { done: formatBytes(p.loaded), size: formatBytes(p.total), speed: p.bytesPerSecond > 0 ? `${formatBytes(p.bytesPerSecond)}/s` : '-- B/s', timeLeft: formatDuration(p.etaSeconds) };
     if (tty) {
-      io.stderr.write(`\r${progressLine(p)}\x1b[K`);
-      barShown = true;
+      if (!bar) {
+        bar = new SingleBar({
+          stream: io.stderr as NodeJS.WriteStream,
+          format: '{percentage}% [{bar}] {done} / {size}  {speed}  ETA {timeLeft}',
+          barCompleteChar: '=',
+          barIncompleteChar: ' ',
+          barsize: 24,
+          clearOnComplete: true,
+          hideCursor: false,
+        });
+        bar.start(p.total, p.loaded, values);
+      }
+      bar.update(p.loaded, values);
     } else {
       const decile = Math.floor(p.percent / 10);
       if (decile !== lastDecile) {
