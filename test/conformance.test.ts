@@ -2,11 +2,13 @@
  * The golden corpus recorded from the real nginx_upload_module, replayed against a real gateway
  * process in the runner's default `port` mode (deviations D1–D23 applied by the runner).
  */
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, realpathSync } from 'node:fs';
 import * as path from 'node:path';
 import { SHARED_DIR, freePort, run, startGateway, tempDir, type GatewayProcess } from './helpers/process';
 
-const CONFORMANCE = path.join(SHARED_DIR, 'conformance');
+const CONFORMANCE_DIR = path.join(SHARED_DIR, 'conformance');
+// The runner only runs when started by its real path (it compares import.meta.url with argv[1]).
+const CONFORMANCE = existsSync(CONFORMANCE_DIR) ? realpathSync(CONFORMANCE_DIR) : CONFORMANCE_DIR;
 
 describe('conformance corpus (port mode)', () => {
   let gateway: GatewayProcess;
