@@ -22,6 +22,12 @@ import { sampleBackendRouter } from './sample-backend';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import Router from '@koa/router';
+import type { Middleware } from 'koa';
+import { ProgressZones } from './progress/zones';
+import { trackUploads } from './progress/tracking';
+import { reportUploads } from './progress/report';
+import type { ProgressStore } from './progress/types';
+import { uploadPage } from './http/upload-page';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -47,12 +53,15 @@ export interface Gateway {
   close(): Promise<void>;
   /** Removes expired sessions now (also runs periodically while listening). */
   sweepExpired(): Promise<number>;
+  /** The `upload_progress` zone of that name (in process or in Redis). */
+  progress(zone: string): ProgressStore | undefined;
 }
 
 /** Composes the gateway: storage and coordination are chosen here, the protocol code knows neither. */
 export function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
   const state = new StateBackends({ log, sessionStore: options.sessionStore, locker: options.locker, singleInstance: options.singleInstance, redis: options.redis });
+  const zones = new ProgressZones(config, state);
   const services: UploadServices = {
     sessions: (location) => state.sessions(location),
     locker: (location) => state.locker(location),
@@ -84,13 +93,25 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   });
   app.use(clientRouter.routes());
   // (end of the client bundle route)
-  const handlers = new Map(config.locations.map((l) => [l, uploadLocation(l, services, options.multipart === undefined ? handleMultipartUpload : options.multipart)]));
+  // The upload page at / (upload_demo_page on).
+  app.use(uploadPage(config));
+  // Upload locations (tracked in their upload_progress zone with track_uploads) and progress
+  // locations (report_uploads), matched together as nginx matches locations.
+  const multipart = options.multipart === undefined ? handleMultipartUpload : options.multipart;
+  const served: Array<{ match: 'exact' | 'prefix'; path: string; handler: Middleware }> = [
+    ...config.locations.map((l) => {
+      const handler = uploadLocation(l, services, multipart);
+      const zone = l.trackUploads ? zones.get(l.trackUploads.zone) : undefined;
+      return { match: l.match, path: l.path, handler: zone ? trackUploads(l, zone, { instanceId: services.instanceId, log })(handler) : handler };
+    }),
+    ...config.progressLocations.map((p) => ({ match: p.match, path: p.path, handler: reportUploads(p, zones.get(p.zone)!) })),
+  ];
   app.use(async (ctx, next) => {
     const q = ctx.req.url?.indexOf('?') ?? -1;
     const uriPath = q < 0 ? ctx.req.url ?? '/' : ctx.req.url!.slice(0, q);
-    const location = matchLocation(config.locations, uriPath);
+    const location = matchLocation(served, uriPath);
     if (!location) throw new UploadError(404, `no upload location matches ${uriPath}`);
-    return handlers.get(location)!(ctx, next);
+    return location.handler(ctx, next);
   });
 
   const server = createHttpServer(app.callback(), { lenient: options.lenientHttpParser ?? true });
@@ -124,6 +145,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     server,
     config,
     sweepExpired,
+    progress: (zone) => zones.get(zone),
     async listen() {
       try {
         await state.start(config);
@@ -151,6 +173,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      await zones.close();
       await state.close();
     },
   };

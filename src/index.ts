@@ -9,3 +9,6 @@ export { MemorySessionStore } from './state/memory-session-store';
 export { MemoryLocker } from './state/memory-locker';
 export { RedisSessionStore, RedisLocker, createRedisClient, type RedisLockerOptions } from './state/redis-state';
 export { StateUnavailableError, LeaseLostError, type Change } from './state/types';
+export type { ProgressStore, ProgressEntry, UploadIdentity } from './progress/types';
+export { MemoryProgressStore } from './progress/memory-progress-store';
+export { RedisProgressStore } from './progress/redis-progress-store';

@@ -47,6 +47,9 @@ test('the image: multi-stage, non-root, health-checked on /healthz, runs docker/
   expect(['root', '0']).not.toContain(user);
   expect(dockerfile).toMatch(/^HEALTHCHECK [\s\S]*\/healthz/m);
   expect(dockerfile).toContain('COPY docker/gateway.conf /etc/upload-gateway/gateway.conf');
+  // The upload page's static files (upload_demo_page on in docker/gateway.conf).
+  expect(dockerfile).toContain('COPY page ./page');
+  expect(loadConfigFile(GATEWAY_CONF).demoPage).toBe(true);
   expect(composeCommand('x-gateway')).toEqual(['node', 'bin/upload-gateway.js', '--config', '/etc/upload-gateway/gateway.conf']);
   expect(composeCommand('backend').slice(0, 3)).toEqual(['node', 'bin/upload-gateway.js', 'sample-backend']);
   expect(composeCommand('redis')[0]).toBe('redis-server');

@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { NGINX_SITE, GATEWAY_CONF, VOLUME, finishedFiles, startTopology, type Topology } from './helpers/topology';
 import { ConnectionLost, randomFile, send, sendSegment, sleep, statusQuery, type ByteRange, type SimpleResponse } from './helpers/segments';
-import { httpRequest } from './helpers/gateway';
+import { httpRequest, segmentRequest } from './helpers/gateway';
 
 const MiB = 1024 * 1024;
 
@@ -108,6 +108,35 @@ test('/healthz answers ok on each gateway and through nginx', async () => {
     expect(response.body.toString()).toBe('ok\n');
   }
 });
+
+test('the upload page and upload progress through nginx: either replica reports the whole session', async () => {
+  const page = await get('/');
+  expect(page.status).toBe(200);
+  expect(page.body.toString()).toContain('"progressUrl":"/progress"');
+  expect((await get('/client.js')).status).toBe(200);
+  expect((await get('/_page/app.js')).status).toBe(200);
+
+  const data = randomFile(1 * MiB + 99, 13);
+  const id = `topo-progress-${Date.now()}`;
+  const progress = async () => (await get(`/progress?X-Progress-ID=${id}`)).body.toString();
+  expect(await progress()).toBe('{ "state" : "starting" }\r\n');
+  const logBefore = topology.upstreams().length;
+  const ranges = segmentsOf(data.length, 256 * 1024);
+  let held = 0;
+  for (const range of ranges) {
+    const body = data.subarray(range.start, range.end + 1);
+    const request = segmentRequest(id, range.start, range.end, data.length, body, [['X-Progress-ID', id]]);
+    const answer = await send(topology.ports.nginx, request.subarray(0, request.length - body.length), body, { timeoutMs: 30_000 });
+    expect([201, 200]).toContain(answer.status);
+    held += body.length;
+    // Two probes: round robin puts them on both replicas; both see the whole session.
+    for (let i = 0; i < 2; i++) {
+      expect(await progress()).toBe(held < data.length ? `{ "state" : "uploading", "received" : ${held}, "size" : ${data.length} }\r\n` : '{ "state" : "done" }\r\n');
+    }
+  }
+  const upstreams = new Set(topology.upstreams().slice(logBefore));
+  for (const port of topology.ports.gateways) expect([...upstreams]).toContain(`127.0.0.1:${port}`);
+}, 60_000);
 
 test('parallel segments through nginx are spread over both gateways; the upload completes once, byte-identical', async () => {
   const data = randomFile(8 * MiB + 12345, 11);

@@ -1,6 +1,7 @@
 /**
  * The configuration used when none is given: one resumable upload location handing completed
- * uploads to the gateway's built-in sample backend. It is written as configuration text and parsed
+ * uploads to the gateway's built-in sample backend, upload progress at `/progress` (JSON polling
+ * and Server-Sent Events) and the upload page at `/`. It is written as configuration text and parsed
  * like any file, so there is one way to configure the gateway.
  */
 import * as path from 'node:path';
@@ -33,6 +34,12 @@ export function embeddedConfigText(listen: { host: string; port: number }): stri
   return `# Built-in configuration of the upload gateway (used when no configuration file is given).
 listen ${hostForListen(listen.host)}:${listen.port};
 
+# The upload page at / (drag and drop, progress, pause, resume), built on /client.js.
+upload_demo_page on;
+# Upload progress (nginx-upload-progress-module's directives): uploads sending X-Progress-ID are
+# tracked in the zone "uploads"; /progress reports them (JSON, or an event stream).
+upload_progress uploads 1m;
+
 location /upload {
     upload_pass http://${hostForUrl(listen.host)}:${listen.port}${SAMPLE_BACKEND_COMPLETE_PATH};
     upload_resumable on;
@@ -48,6 +55,13 @@ location /upload {
     upload_aggregate_form_field size "$upload_file_size";
 
     upload_cleanup 400 404 499 500-505;
+
+    track_uploads uploads 30s;
+}
+
+location = /progress {
+    upload_progress_json_output;
+    report_uploads uploads;
 }
 `;
 }

@@ -6,7 +6,7 @@
  */
 import { atWhere, configError, describeWhere, type Where } from './errors';
 import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
-import type { GatewayConfig, LocationConfig, UploadPass } from './types';
+import type { GatewayConfig, LocationConfig, ProgressLocationConfig, ProgressZoneConfig, UploadPass } from './types';
 import { parseBackendUrl, type BackendUrl } from './values';
 
 /** One level of settings (top level, http, server or location) and the level it inherits from. */
@@ -32,6 +32,14 @@ export interface LocationDraft {
   proxyPass: TargetDraft | null;
   /** Where `internal;` was written, if it was. */
   internal: Where | null;
+  /** `report_uploads ZONE`: a progress location. */
+  reportUploads: TargetDraft | null;
+}
+
+/** `upload_progress NAME SIZE`. */
+export interface ZoneDraft {
+  size: number;
+  where: Where;
 }
 
 export interface ConfigDraft {
@@ -43,6 +51,10 @@ export interface ConfigDraft {
   top: ScopeDraft;
   locations: LocationDraft[];
   sampleBackend: { filesDir: string } | null;
+  /** `upload_progress` zones by name. */
+  progressZones: Map<string, ZoneDraft>;
+  /** `upload_demo_page on|off` (null: not written, off). */
+  demoPage: boolean | null;
 }
 
 export const DEFAULT_LISTEN = { host: '127.0.0.1', port: 8080 } as const;
@@ -82,6 +94,25 @@ function checkProxyLocation(location: LocationDraft, proxyPass: TargetDraft): Ba
     throw configError(proxyPass.where, `"proxy_pass" cannot have a URI part inside a named location ("${proxyPass.value}")`);
   }
   return url;
+}
+
+/** Checks a progress location: only the progress directives (and `upload_state_redis`) mean something there. */
+function checkProgressLocation(location: LocationDraft): void {
+  for (const [key, where] of location.scope.written) {
+    const spec = SPEC_BY_KEY.get(key);
+    if (spec && !spec.progressLocation && key !== 'stateRedis') {
+      throw configError(where, `"${spec.directives[0]}" has no effect in a location with "report_uploads"`);
+    }
+  }
+}
+
+/** Where a setting in effect for `scope` was written (the innermost level that has it). */
+function writtenAt(scope: ScopeDraft, key: SettingKey): Where | undefined {
+  for (let s: ScopeDraft | null = scope; s; s = s.parent) {
+    const where = s.written.get(key);
+    if (where) return where;
+  }
+  return undefined;
 }
 
 /** nginx location matching among the proxy locations: an exact match first, then the longest prefix. */
@@ -140,6 +171,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const named = new Map<string, ProxyTarget>();
   const byUri: ProxyTarget[] = [];
   const uploads: Array<LocationDraft & { uploadPass: TargetDraft }> = [];
+  const reports: Array<LocationDraft & { reportUploads: TargetDraft }> = [];
 
   for (const location of draft.locations) {
     checkLocationPath(location);
@@ -147,7 +179,16 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     if (seen.has(identity)) throw configError(location.where, `duplicate location "${describeLocation(location)}"`);
     seen.add(identity);
 
-    const { uploadPass, proxyPass } = location;
+    const { uploadPass, proxyPass, reportUploads } = location;
+    if (reportUploads) {
+      const other = uploadPass ? 'upload_pass' : proxyPass ? 'proxy_pass' : null;
+      if (other) throw configError(reportUploads.where, `"report_uploads" and "${other}" cannot be used in the same location`);
+      if (location.match === 'named') throw configError(reportUploads.where, '"report_uploads" is not supported in a named location');
+      if (location.internal) throw configError(location.internal, '"internal" is not supported in a progress location (it would be unreachable)');
+      checkProgressLocation(location);
+      reports.push({ ...location, reportUploads });
+      continue;
+    }
     if (uploadPass && proxyPass) {
       throw configError(proxyPass.where, '"proxy_pass" and "upload_pass" cannot be used in the same location');
     }
@@ -164,7 +205,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     } else {
       throw configError(
         location.where,
-        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass"`,
+        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass" (nor "report_uploads")`,
       );
     }
   }
@@ -187,11 +228,52 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     };
   });
 
+  // Progress zones: every zone named by track_uploads / report_uploads exists; the locations using
+  // one agree on where it lives (in process, or the Redis of their upload_state_redis).
+  const zoneRedis = new Map<string, { url: string | null; where: Where }>();
+  const useZone = (zone: string, where: Where, stateRedis: string | null, directive: string) => {
+    if (!draft.progressZones.has(zone)) {
+      throw configError(where, `${directive} "${zone}": zero size shared memory zone "${zone}" (no "upload_progress ${zone} SIZE;" at the top level)`);
+    }
+    const seen = zoneRedis.get(zone);
+    if (!seen) zoneRedis.set(zone, { url: stateRedis, where });
+    else if (seen.url !== stateRedis) {
+      throw configError(where, `upload_progress zone "${zone}" is used with upload_state_redis ${stateRedis ?? 'off'} here and ${seen.url ?? 'off'} at ${describeWhere(seen.where)}: a zone lives in one place`);
+    }
+  };
+  uploads.forEach((draftLocation, i) => {
+    const track = locations[i].trackUploads;
+    if (track) useZone(track.zone, writtenAt(draftLocation.scope, 'trackUploads') ?? draftLocation.where, locations[i].stateRedis, 'track_uploads');
+  });
+  const progressLocations = reports.map((location): ProgressLocationConfig => {
+    const settings: FullSettings = mergeSettings(defaults, ...chain(location.scope));
+    useZone(location.reportUploads.value, location.reportUploads.where, settings.stateRedis, 'report_uploads');
+    return {
+      match: location.match as 'exact' | 'prefix',
+      path: location.path,
+      origin: describeWhere(location.where),
+      zone: location.reportUploads.value,
+      header: settings.progressHeader,
+      jsonpParameter: settings.progressJsonpParameter,
+      contentType: settings.progressContentType,
+      templates: settings.progressTemplates,
+    };
+  });
+  const progressZones = [...draft.progressZones].map(([name, zone]): ProgressZoneConfig => ({
+    name,
+    size: zone.size,
+    stateRedis: zoneRedis.get(name)?.url ?? null,
+    origin: describeWhere(zone.where),
+  }));
+
   return {
     source: draft.source,
     listen: draft.listen ?? { ...DEFAULT_LISTEN },
     clientMaxBodySize: mergeSettings(defaults, ...chain(draft.top)).clientMaxBodySize,
     locations,
     sampleBackend: draft.sampleBackend,
+    progressZones,
+    progressLocations,
+    demoPage: draft.demoPage ?? false,
   };
 }

@@ -17,6 +17,7 @@ export { parseSize, parseTime, formatSize, formatTime } from './units';
 export {
   KNOWN_VARIABLES,
   UPLOAD_VARIABLES,
+  UPLOADPROGRESS_VARIABLES,
   AGGREGATE_ONLY_VARIABLES,
   REQUEST_VARIABLES,
   REQUEST_VARIABLE_PREFIXES,

@@ -9,9 +9,21 @@ import * as path from 'node:path';
 import { atWhere, ConfigError, configError, type Where } from './errors';
 import { finalizeConfig, newScope, type ConfigDraft, type LocationDraft, type ScopeDraft } from './finalize';
 import { parseStatements, type Statement, type Word } from './lexer';
-import { SETTING_BY_DIRECTIVE, type SettingKey } from './settings';
+import { progressTemplateValue, SETTING_BY_DIRECTIVE, type SettingKey } from './settings';
 import type { GatewayConfig } from './types';
-import { parseListen } from './values';
+import { parseFlag, parseListen } from './values';
+import { parseSize } from './units';
+import { ValueError } from './errors';
+import { OUTPUT_CONTENT_TYPES, outputTemplates, type ProgressOutput } from '../protocol/upload-progress';
+
+/** The smallest `upload_progress` zone nginx accepts: 8 pages of 4 KiB (spec upload-progress-module.md §2). */
+export const MIN_PROGRESS_ZONE = 32 * 1024;
+
+const PROGRESS_OUTPUTS: ReadonlyMap<string, ProgressOutput> = new Map([
+  ['upload_progress_json_output', 'json'],
+  ['upload_progress_jsonp_output', 'jsonp'],
+  ['upload_progress_java_output', 'java'],
+]);
 
 export { ConfigError } from './errors';
 
@@ -29,6 +41,7 @@ interface ParseState {
   http: Where | null;
   server: Where | null;
   listen: Where | null;
+  demoPage: Where | null;
 }
 
 const NOT_SUPPORTED_BLOCKS: ReadonlyMap<string, string> = new Map([
@@ -141,6 +154,7 @@ function walkBlock(statements: Statement[], kind: BlockKind, scope: ScopeDraft, 
           uploadPass: null,
           proxyPass: null,
           internal: null,
+          reportUploads: null,
         };
         state.draft.locations.push(draft);
         walkBlock(block, 'location', draft.scope, state, draft);
@@ -173,6 +187,59 @@ function walkBlock(statements: Statement[], kind: BlockKind, scope: ScopeDraft, 
         location.internal = where;
         continue;
       }
+      case 'upload_progress': {
+        // nginx: http context only (the file's top level is our http).
+        if (kind !== 'main' && kind !== 'http') throw notAllowed(where, name);
+        expectSimple(statement, where);
+        if (args.length !== 2) throw argCountError(where, name);
+        const [zone, sizeText] = args.map((a) => a.value);
+        if (zone.length === 0) throw configError(where, 'empty zone name in "upload_progress" directive');
+        if (state.draft.progressZones.has(zone)) throw configError(where, `upload_progress "${zone}" is already created`);
+        const size = atWhere(where, () => parseSize(sizeText));
+        if (size < MIN_PROGRESS_ZONE) throw configError(where, `upload_progress "${zone}" is too small (${sizeText}): at least 32k`);
+        state.draft.progressZones.set(zone, { size, where });
+        continue;
+      }
+      case 'upload_demo_page': {
+        if (!topLevel) throw notAllowed(where, name);
+        expectSimple(statement, where);
+        if (args.length !== 1) throw argCountError(where, name);
+        if (state.demoPage) throw configError(where, '"upload_demo_page" directive is duplicate');
+        state.demoPage = where;
+        state.draft.demoPage = atWhere(where, () => parseFlag(args[0].value, name));
+        continue;
+      }
+      case 'report_uploads': {
+        if (!location) throw notAllowed(where, name, ' (only in a location)');
+        expectSimple(statement, where);
+        if (args.length !== 1) throw argCountError(where, name);
+        once(name, where, name);
+        location.reportUploads = { value: args[0].value, where };
+        continue;
+      }
+      case 'upload_progress_template': {
+        // Sets one state's template at this level; inherited state by state (§2).
+        expectSimple(statement, where);
+        if (args.length !== 2) throw argCountError(where, name);
+        const template = atWhere(where, () => progressTemplateValue(args[0].value, args[1].value));
+        scope.settings.progressTemplates = { ...scope.settings.progressTemplates, ...template } as typeof scope.settings.progressTemplates;
+        if (!scope.written.has('progressTemplates')) scope.written.set('progressTemplates', where);
+        continue;
+      }
+    }
+
+    const output = PROGRESS_OUTPUTS.get(name);
+    if (output) {
+      // §2: installs all four templates and the content type; a later upload_progress_content_type
+      // in the same block is a duplicate, an earlier one is overridden (as in the module).
+      expectSimple(statement, where);
+      if (args.length !== 0) throw argCountError(where, name);
+      scope.settings.progressTemplates = { ...scope.settings.progressTemplates, ...outputTemplates(output) };
+      scope.settings.progressContentType = OUTPUT_CONTENT_TYPES[output];
+      given.add('progressContentType');
+      if (!scope.written.has('progressTemplates')) scope.written.set('progressTemplates', where);
+      if (!scope.written.has('progressContentType')) scope.written.set('progressContentType', where);
+      continue;
     }
 
     const spec = SETTING_BY_DIRECTIVE.get(name);
@@ -205,10 +272,11 @@ export function parseConfig(text: string, fileName: string, options: ParseOption
   const state: ParseState = {
     file: fileName,
     baseDir,
-    draft: { source: fileName, baseDir, listen: null, top: main, locations: [], sampleBackend: null },
+    draft: { source: fileName, baseDir, listen: null, top: main, locations: [], sampleBackend: null, progressZones: new Map(), demoPage: null },
     http: null,
     server: null,
     listen: null,
+    demoPage: null,
   };
   walkBlock(statements, 'main', main, state, null);
   return finalizeConfig(state.draft);

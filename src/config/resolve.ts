@@ -10,6 +10,9 @@ import { finalizeConfig, newScope, type ConfigDraft, type LocationDraft, type Sc
 import { SETTINGS } from './settings';
 import type { GatewayConfig } from './types';
 import { parseListen } from './values';
+import { parseSize } from './units';
+import { MIN_PROGRESS_ZONE } from './parse';
+import { OUTPUT_CONTENT_TYPES, outputTemplates, type ProgressOutput } from '../protocol/upload-progress';
 
 /** A size: bytes, or an nginx size string (`"10k"`, `"8m"`, `"1g"`). */
 export type SizeInput = number | string;
@@ -78,6 +81,35 @@ export interface SettingsInput {
   proxyConnectTimeout?: TimeInput;
   /** proxy_read_timeout */
   proxyReadTimeout?: TimeInput;
+  /** track_uploads ZONE TIMEOUT, or null (not tracked) */
+  trackUploads?: { zone: string; timeout: TimeInput } | null;
+  /** upload_progress_header (default X-Progress-ID) */
+  progressHeader?: string;
+  /** upload_progress_jsonp_parameter (default callback) */
+  progressJsonpParameter?: string;
+  /**
+   * upload_progress_json_output / _jsonp_output / _java_output: the four templates and the content
+   * type of that set; `progressTemplates` and `progressContentType` of the same object override it.
+   */
+  progressOutput?: ProgressOutput;
+  /** upload_progress_content_type */
+  progressContentType?: string;
+  /** upload_progress_template, per state (`starting`, `uploading`, `done`, `error`, or `st`, `up`, `do`, `er`) */
+  progressTemplates?: Partial<Record<string, string>>;
+}
+
+/** A progress location (`location … { report_uploads ZONE; }`): only the progress settings apply. */
+export interface ProgressLocationInput {
+  match?: 'exact' | 'prefix';
+  path: string;
+  /** report_uploads ZONE */
+  reportUploads: string;
+  progressHeader?: string;
+  progressJsonpParameter?: string;
+  progressOutput?: ProgressOutput;
+  progressContentType?: string;
+  progressTemplates?: Partial<Record<string, string>>;
+  stateRedis?: string | null;
 }
 
 export interface LocationInput extends SettingsInput {
@@ -94,11 +126,32 @@ export interface GatewayConfigInput extends SettingsInput {
   locations?: LocationInput[];
   /** The built-in sample backend (see `embeddedDefaults`); `filesDir` is relative to `baseDir`. */
   sampleBackend?: { filesDir: string } | null;
+  /** upload_progress NAME SIZE, as `{ NAME: SIZE }` */
+  progressZones?: Record<string, SizeInput>;
+  /** Locations with report_uploads. */
+  progressLocations?: ProgressLocationInput[];
+  /** upload_demo_page */
+  demoPage?: boolean;
 }
 
 const SOURCE = '<object>';
 
-const settingsShape = Object.fromEntries(SETTINGS.map((spec) => [spec.inputKey, spec.input.optional()]));
+const progressOutput = z.enum(['json', 'jsonp', 'java'], { error: 'expected "json", "jsonp" or "java"' }).optional();
+const settingsShape = {
+  ...Object.fromEntries(SETTINGS.map((spec) => [spec.inputKey, spec.input.optional()])),
+  progressOutput,
+};
+const progressShape = {
+  ...Object.fromEntries(SETTINGS.filter((spec) => spec.progressLocation || spec.key === 'stateRedis').map((spec) => [spec.inputKey, spec.input.optional()])),
+  progressOutput,
+};
+
+const progressLocationSchema = z.strictObject({
+  match: z.enum(['exact', 'prefix'], { error: 'expected "exact" or "prefix"' }).optional(),
+  path: z.string({ error: 'expected the location path as a string' }),
+  reportUploads: z.string({ error: 'expected the zone name' }),
+  ...progressShape,
+});
 
 const locationSchema = z.strictObject({
   match: z.enum(['exact', 'prefix'], { error: 'expected "exact" or "prefix"' }).optional(),
@@ -115,6 +168,9 @@ const configSchema = z.strictObject({
     .optional(),
   locations: z.array(locationSchema, { error: 'expected an array of locations' }).optional(),
   sampleBackend: z.union([z.null(), z.strictObject({ filesDir: z.string() })]).optional(),
+  progressZones: z.record(z.string(), z.union([z.number(), z.string()]), { error: 'expected { NAME: SIZE }' }).optional(),
+  progressLocations: z.array(progressLocationSchema, { error: 'expected an array of progress locations' }).optional(),
+  demoPage: z.boolean({ error: 'expected true or false' }).optional(),
   ...settingsShape,
 });
 
@@ -133,6 +189,15 @@ function settingsFromInput(input: Record<string, unknown>, keyPrefix: string, sc
     const where: Where = { file: SOURCE, line: 0, key: `${keyPrefix}${spec.inputKey}` };
     (scope.settings as Record<string, unknown>)[spec.key] = atWhere(where, () => spec.fromInput(raw, { baseDir }));
     scope.written.set(spec.key, where);
+  }
+  const output = input.progressOutput as ProgressOutput | undefined;
+  if (output !== undefined) {
+    // As the output directive written first: the object's own templates and content type win.
+    const where: Where = { file: SOURCE, line: 0, key: `${keyPrefix}progressOutput` };
+    scope.settings.progressTemplates = { ...outputTemplates(output), ...scope.settings.progressTemplates };
+    scope.settings.progressContentType ??= OUTPUT_CONTENT_TYPES[output];
+    if (!scope.written.has('progressTemplates')) scope.written.set('progressTemplates', where);
+    if (!scope.written.has('progressContentType')) scope.written.set('progressContentType', where);
   }
 }
 
@@ -180,8 +245,32 @@ export function resolveConfig(input: GatewayConfigInput, baseDir: string = proce
       uploadPass: { value: location.uploadPass, where: passWhere },
       proxyPass: null,
       internal: null,
+      reportUploads: null,
     };
   });
+  (value.progressLocations ?? []).forEach((location, index) => {
+    const key = `progressLocations[${index}]`;
+    const where: Where = { file: SOURCE, line: 0, key };
+    const scope = newScope(top);
+    settingsFromInput(location as unknown as Record<string, unknown>, `${key}.`, scope, root);
+    locations.push({
+      match: location.match ?? 'prefix',
+      path: location.path,
+      where,
+      scope,
+      uploadPass: null,
+      proxyPass: null,
+      internal: null,
+      reportUploads: { value: location.reportUploads, where: { ...where, key: `${key}.reportUploads` } },
+    });
+  });
+  const progressZones = new Map<string, { size: number; where: Where }>();
+  for (const [name, size] of Object.entries(value.progressZones ?? {})) {
+    const where: Where = { file: SOURCE, line: 0, key: `progressZones.${name}` };
+    const bytes = atWhere(where, () => (typeof size === 'number' ? size : parseSize(size)));
+    if (!Number.isSafeInteger(bytes) || bytes < MIN_PROGRESS_ZONE) throw configError(where, `upload_progress "${name}" is too small (${size}): at least 32k`);
+    progressZones.set(name, { size: bytes, where });
+  }
 
   const draft: ConfigDraft = {
     source: SOURCE,
@@ -190,6 +279,8 @@ export function resolveConfig(input: GatewayConfigInput, baseDir: string = proce
     top,
     locations,
     sampleBackend: value.sampleBackend ? { filesDir: path.resolve(root, value.sampleBackend.filesDir) } : null,
+    progressZones,
+    demoPage: value.demoPage ?? null,
   };
   return finalizeConfig(draft);
 }

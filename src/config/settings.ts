@@ -8,7 +8,14 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { ValueError } from './errors';
 import { compileTemplate, type TemplateContext } from './templates';
-import type { LocationConfig, NameValueTemplate } from './types';
+import type { LocationConfig, NameValueTemplate, ProgressState, ProgressTemplates, TrackUploads } from './types';
+import {
+  DEFAULT_JSONP_PARAMETER,
+  DEFAULT_PROGRESS_CONTENT_TYPE,
+  DEFAULT_PROGRESS_HEADER,
+  outputTemplates,
+  parseProgressStateName,
+} from '../protocol/upload-progress';
 import { parseSize, parseTime, formatSize, formatTime } from './units';
 import {
   checkFileMode,
@@ -45,6 +52,8 @@ export interface SettingSpec {
   maxArgs: number;
   /** Also meaningful in a location that only proxies (`proxy_pass`). */
   proxyLocation: boolean;
+  /** Meaningful in a progress location (`report_uploads`). */
+  progressLocation: boolean;
   /** Value of one occurrence (for a repeatable setting: the elements it appends). */
   fromArgs(args: string[], ctx: ValueContext): unknown;
   /** Shape accepted in a configuration object. */
@@ -61,6 +70,7 @@ interface TypedSpec<K extends SettingKey, I> {
   minArgs: number;
   maxArgs: number;
   proxyLocation?: boolean;
+  progressLocation?: boolean;
   fromArgs(args: string[], ctx: ValueContext): FullSettings[K];
   input: z.ZodType<I>;
   fromInput(value: I, ctx: ValueContext): FullSettings[K];
@@ -71,6 +81,7 @@ function define<K extends SettingKey, I>(spec: TypedSpec<K, I>): SettingSpec {
     ...spec,
     repeatable: spec.repeatable ?? false,
     proxyLocation: spec.proxyLocation ?? false,
+    progressLocation: spec.progressLocation ?? false,
     fromInput: spec.fromInput as (value: unknown, ctx: ValueContext) => unknown,
   };
 }
@@ -270,7 +281,105 @@ export const SETTINGS: readonly SettingSpec[] = [
   }),
   time('backendConnectTimeoutMs', 'proxy_connect_timeout', 'proxyConnectTimeout', 1, true),
   time('backendReadTimeoutMs', 'proxy_read_timeout', 'proxyReadTimeout', 1, true),
+
+  // nginx-upload-progress-module (spec upload-progress-module.md §2).
+  define<'trackUploads', { zone: string; timeout: number | string } | null>({
+    key: 'trackUploads',
+    directives: ['track_uploads'],
+    inputKey: 'trackUploads',
+    minArgs: 2,
+    maxArgs: 2,
+    fromArgs: ([zone, timeout]) => trackUploadsValue(zone, timeout),
+    input: z.union([z.strictObject({ zone: z.string(), timeout: timeInput }), z.null()], {
+      error: 'expected { zone, timeout } or null',
+    }),
+    fromInput: (value) => (value === null ? null : trackUploadsValue(value.zone, value.timeout)),
+  }),
+  define<'progressHeader', string>({
+    key: 'progressHeader',
+    directives: ['upload_progress_header'],
+    inputKey: 'progressHeader',
+    minArgs: 1,
+    maxArgs: 1,
+    progressLocation: true,
+    fromArgs: ([value]) => headerName(value, 'upload_progress_header'),
+    input: z.string({ error: 'expected a header name' }),
+    fromInput: (value) => headerName(value, 'upload_progress_header'),
+  }),
+  define<'progressJsonpParameter', string>({
+    key: 'progressJsonpParameter',
+    directives: ['upload_progress_jsonp_parameter'],
+    inputKey: 'progressJsonpParameter',
+    minArgs: 1,
+    maxArgs: 1,
+    progressLocation: true,
+    fromArgs: ([value]) => nonEmpty(value, 'upload_progress_jsonp_parameter'),
+    input: z.string({ error: 'expected a query argument name' }),
+    fromInput: (value) => nonEmpty(value, 'upload_progress_jsonp_parameter'),
+  }),
+  define<'progressContentType', string>({
+    key: 'progressContentType',
+    directives: ['upload_progress_content_type'],
+    inputKey: 'progressContentType',
+    minArgs: 1,
+    maxArgs: 1,
+    progressLocation: true,
+    fromArgs: ([value]) => contentTypeValue(value),
+    input: z.string({ error: 'expected a content type' }),
+    fromInput: (value) => contentTypeValue(value),
+  }),
+  define<'progressTemplates', Partial<Record<string, string>>>({
+    key: 'progressTemplates',
+    // The file form is read by parse.ts (order matters with the output directives, §2).
+    directives: ['upload_progress_template'],
+    inputKey: 'progressTemplates',
+    minArgs: 2,
+    maxArgs: 2,
+    progressLocation: true,
+    fromArgs: ([state, template]) => progressTemplateValue(state, template) as ProgressTemplates,
+    input: z.record(z.string(), z.string(), { error: 'expected { starting?, uploading?, done?, error? } template strings' }),
+    fromInput: (value) => {
+      let templates: Partial<ProgressTemplates> = {};
+      for (const [state, template] of Object.entries(value)) templates = { ...templates, ...progressTemplateValue(state, template ?? '') };
+      return templates as ProgressTemplates;
+    },
+  }),
 ];
+
+/** `track_uploads ZONE TIMEOUT`: the zone is checked against `upload_progress` once the file is read. */
+function trackUploadsValue(zone: string, timeout: number | string): TrackUploads {
+  if (zone.length === 0) throw new ValueError('"track_uploads" needs a zone name');
+  let timeoutMs: number;
+  try {
+    timeoutMs = typeof timeout === 'number' ? timeout : parseTime(timeout);
+  } catch {
+    timeoutMs = NaN;
+  }
+  if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new ValueError(`track_uploads "${zone}" timeout value invalid ("${timeout}")`);
+  return { zone, timeoutMs };
+}
+
+function headerName(value: string, directive: string): string {
+  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) throw new ValueError(`invalid header name "${value}" in "${directive}" directive`);
+  return value;
+}
+
+function nonEmpty(value: string, directive: string): string {
+  if (value.length === 0) throw new ValueError(`empty value in "${directive}" directive`);
+  return value;
+}
+
+function contentTypeValue(value: string): string {
+  if (value.length === 0 || /[\x00-\x1f\x7f]/.test(value)) throw new ValueError(`invalid value "${value}" in "upload_progress_content_type" directive`);
+  return value;
+}
+
+/** One `upload_progress_template STATE TEMPLATE` (STATE: the name or its first two letters). */
+export function progressTemplateValue(state: string, template: string): Partial<ProgressTemplates> {
+  const name: ProgressState | null = parseProgressStateName(state);
+  if (!name) throw new ValueError(`unknown state "${state}" in "upload_progress_template" directive (starting, uploading, done, error or st, up, do, er)`);
+  return { [name]: compileTemplate(template, 'upload_progress_template') };
+}
 
 /** `upload_state_redis URL|off`: a checked redis:// URL, or null for `off`. */
 function stateRedisValue(value: string): string | null {
@@ -319,6 +428,12 @@ export function defaultSettings(baseDir: string): FullSettings {
     stateRedis: null,
     backendConnectTimeoutMs: 60 * 1000,
     backendReadTimeoutMs: 60 * 1000,
+    trackUploads: null,
+    progressHeader: DEFAULT_PROGRESS_HEADER,
+    progressJsonpParameter: DEFAULT_JSONP_PARAMETER,
+    progressContentType: DEFAULT_PROGRESS_CONTENT_TYPE,
+    // Without an output directive the module answers with its JSONP templates (§5.1).
+    progressTemplates: outputTemplates('jsonp'),
   };
 }
 
@@ -332,7 +447,9 @@ export function mergeSettings(base: FullSettings, ...levels: Settings[]): FullSe
   for (const level of levels) {
     for (const [key, value] of Object.entries(level)) {
       if (value === undefined || (Array.isArray(value) && value.length === 0)) continue;
-      merged[key] = value;
+      // Each state's template is inherited on its own (spec upload-progress-module.md §2).
+      if (key === 'progressTemplates') merged[key] = { ...(merged[key] as object), ...(value as object) };
+      else merged[key] = value;
     }
   }
   return merged as FullSettings;

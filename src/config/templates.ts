@@ -34,6 +34,15 @@ export const AGGREGATE_ONLY_VARIABLES: readonly string[] = [
   'upload_file_size',
 ];
 
+/** Variables of `upload_progress_template` (spec upload-progress-module.md §2): usable there only. */
+export const UPLOADPROGRESS_VARIABLES: readonly string[] = [
+  'uploadprogress_length',
+  'uploadprogress_received',
+  'uploadprogress_remaining',
+  'uploadprogress_status',
+  'uploadprogress_callback',
+];
+
 /** nginx request variables the gateway provides. */
 export const REQUEST_VARIABLES: readonly string[] = [
   'remote_addr',
@@ -57,9 +66,12 @@ export const KNOWN_VARIABLES: ReadonlySet<string> = new Set([
   ...UPLOAD_VARIABLES,
   ...AGGREGATE_ONLY_VARIABLES,
   ...REQUEST_VARIABLES,
+  ...UPLOADPROGRESS_VARIABLES,
 ]);
 
 const AGGREGATE_ONLY = new Set(AGGREGATE_ONLY_VARIABLES);
+const UPLOAD_ONLY = new Set([...UPLOAD_VARIABLES, ...AGGREGATE_ONLY_VARIABLES]);
+const PROGRESS_ONLY = new Set(UPLOADPROGRESS_VARIABLES);
 
 export function isKnownVariable(name: string): boolean {
   return (
@@ -108,7 +120,7 @@ export function parseTemplate(source: string): Template {
 }
 
 /** Where a template is used; decides which upload variables it may reference. */
-export type TemplateContext = 'upload_set_form_field' | 'upload_aggregate_form_field' | 'upload_add_header';
+export type TemplateContext = 'upload_set_form_field' | 'upload_aggregate_form_field' | 'upload_add_header' | 'upload_progress_template';
 
 /** Checks that every variable exists and may be used in `context`. Throws `ValueError`. */
 export function checkTemplateVariables(template: Template, context: TemplateContext): void {
@@ -116,6 +128,12 @@ export function checkTemplateVariables(template: Template, context: TemplateCont
     if (!('variable' in part)) continue;
     const name = part.variable;
     if (!isKnownVariable(name)) throw new ValueError(`unknown "${name}" variable`);
+    if (context === 'upload_progress_template') {
+      // A progress probe is no upload: the upload module's variables would always be empty there.
+      if (UPLOAD_ONLY.has(name)) throw new ValueError(`variable "$${name}" cannot be used in upload_progress_template`);
+      continue;
+    }
+    if (PROGRESS_ONLY.has(name)) throw new ValueError(`variable "$${name}" can be used only in upload_progress_template, not in ${context}`);
     if (context !== 'upload_aggregate_form_field' && isAggregateOnlyVariable(name)) {
       // The module refuses these outside aggregate fields: the value exists only once the file is complete.
       throw new ValueError(`variable "$${name}" can be used only in upload_aggregate_form_field, not in ${context}`);

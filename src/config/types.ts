@@ -99,6 +99,52 @@ export interface LocationConfig {
   backendConnectTimeoutMs: number;
   /** `proxy_read_timeout`, default 60s. */
   backendReadTimeoutMs: number;
+
+  // nginx-upload-progress-module directives (spec upload-progress-module.md §2).
+  /** `track_uploads ZONE TIMEOUT`: POSTs with a progress id are tracked in ZONE; finished entries stay TIMEOUT. Null: not tracked. */
+  trackUploads: TrackUploads | null;
+  /** `upload_progress_header`: name of the progress id header and query argument (default `X-Progress-ID`). */
+  progressHeader: string;
+  /** `upload_progress_jsonp_parameter`: query argument holding the JSONP callback (default `callback`). */
+  progressJsonpParameter: string;
+  /** `upload_progress_content_type` (or the one an output directive sets); default `text/javascript`. */
+  progressContentType: string;
+  /** The four templates (`upload_progress_template`, output directives); each inherited on its own, default JSONP. */
+  progressTemplates: ProgressTemplates;
+}
+
+/** `track_uploads ZONE TIMEOUT`. */
+export interface TrackUploads {
+  zone: string;
+  /** How long a finished entry stays visible (the module: at least this, at most ~15 s more, P9). */
+  timeoutMs: number;
+}
+
+/** The states a progress probe reports (spec upload-progress-module.md §7). */
+export type ProgressState = 'starting' | 'uploading' | 'done' | 'error';
+export type ProgressTemplates = Record<ProgressState, Template>;
+
+/** `upload_progress NAME SIZE` (top level): a zone that tracked uploads are registered in. */
+export interface ProgressZoneConfig {
+  name: string;
+  /** Bytes; entries cost ~128 bytes plus their id (in-process zones refuse new uploads with 503 when full). */
+  size: number;
+  /** Where the zone lives: in process (null), or in this Redis (the `upload_state_redis` of the locations using it). */
+  stateRedis: string | null;
+  /** `file:line` of the directive. */
+  origin: string;
+}
+
+/** A location with `report_uploads ZONE`: the progress endpoint (polling and Server-Sent Events). */
+export interface ProgressLocationConfig {
+  match: 'exact' | 'prefix';
+  path: string;
+  origin: string;
+  zone: string;
+  header: string;
+  jsonpParameter: string;
+  contentType: string;
+  templates: ProgressTemplates;
 }
 
 export interface GatewayConfig {
@@ -111,4 +157,10 @@ export interface GatewayConfig {
   locations: LocationConfig[];
   /** Built-in sample backend (embedded defaults only): completed files are moved here and served at `/files/<name>`. */
   sampleBackend: { filesDir: string } | null;
+  /** `upload_progress NAME SIZE` zones. */
+  progressZones: ProgressZoneConfig[];
+  /** `report_uploads` locations, in file order. */
+  progressLocations: ProgressLocationConfig[];
+  /** `upload_demo_page on|off` (top level): the upload page at `/` (default off; on in the embedded defaults). */
+  demoPage: boolean;
 }

@@ -43,7 +43,8 @@ export class StateBackends {
 
   constructor(private readonly options: StateBackendOptions) {}
 
-  private redisClient(url: string): Redis {
+  /** The one client of `url` (shared by session state, locks and progress zones; closed by `close`). */
+  redisClient(url: string): Redis {
     let client = this.clients.get(url);
     if (!client) {
       client = createRedisClient(url, (err) => {
@@ -57,7 +58,7 @@ export class StateBackends {
     return client;
   }
 
-  private prefix(): string {
+  prefix(): string {
     return this.options.redis?.prefix ?? DEFAULT_REDIS_PREFIX;
   }
 

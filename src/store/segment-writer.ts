@@ -26,6 +26,8 @@ export interface SegmentWriterOptions {
   softLimit: number;
   /** fdatasync before finishing (D23). */
   durable: boolean;
+  /** Told the body bytes taken so far after every chunk (upload progress; must be cheap). */
+  onReceived?: (received: number) => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export class SegmentWriter extends Writable {
     if (expectedLength !== null && this.received > expectedLength) {
       throw new UploadError(416, `request body is longer than the range (${expectedLength} bytes)`);
     }
+    this.options.onReceived?.(this.received);
     for (const d of digesters) for (const b of buffers) d.update(b);
     if (softLimit > 0 && this.received > softLimit) this.overLimit = true;
     if (!this.overLimit && this.options.handle) await this.store(buffers, this.options.start + offset, length);

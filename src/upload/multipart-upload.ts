@@ -16,6 +16,7 @@ import { receiveBody } from './receive-body';
 import { relayAnswer } from './responses';
 import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import type { UploadServices } from './services';
+import { progressOf } from '../progress/tracking';
 
 /**
  * multipart/form-data mode (spec §4, with D1, D2, D5, D11, D14–D16): the body is parsed while it
@@ -33,7 +34,8 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
   let form: Buffer;
   try {
-    await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate), location.clientMaxBodySize);
+    const progress = progressOf(ctx);
+    await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location.clientMaxBodySize);
     form = upload.finish();
   } catch (err) {
     // The request failed before a hand-off (400, 413, 503, disconnect): no file of it stays.
@@ -312,6 +314,8 @@ class MultipartSink extends Writable {
   constructor(
     private readonly upload: MultipartUpload,
     limitRate: number,
+    /** Told the body bytes taken so far after every chunk (upload progress). */
+    private readonly onReceived?: (received: number) => void,
   ) {
     super({ highWaterMark: 256 * 1024 });
     this.rateLimit = new ReadRateLimit(limitRate);
@@ -323,6 +327,7 @@ class MultipartSink extends Writable {
 
   private async step(chunk: Buffer): Promise<void> {
     this.taken += chunk.length;
+    this.onReceived?.(this.taken);
     await this.upload.take(chunk);
     await this.rateLimit.admit(this.taken);
   }

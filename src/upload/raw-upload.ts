@@ -22,6 +22,7 @@ import { receiveBody } from './receive-body';
 import { appendFileFields, digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import { relayAnswer, replayCompletion, retryLater, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
+import { progressOf } from '../progress/tracking';
 
 /** The upload headers of a raw (non-multipart) request, validated (§3.1–§3.5 with D1, D10–D13). */
 export interface RawUploadHeaders {
@@ -190,6 +191,9 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
     return current;
   });
 
+  // Upload progress (track_uploads): the session's entry starts from what the gateway holds.
+  const progress = progressOf(ctx);
+  progress?.acknowledge(record.ranges);
   try {
     // 2. Receive the bytes: new ones written, acknowledged ones compared (D4).
     const alreadyComplete = isComplete(record.ranges, record.total);
@@ -207,6 +211,7 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
       handle, start: range.start, expectedLength: range.end - range.start + 1, compare,
       digesters: [...(checksumDigests?.digesters() ?? []), ...(fileDigests?.digesters() ?? [])],
       limitRate: location.limitRate, softLimit: 0, durable: location.fsync,
+      onReceived: progress ? (n) => progress.bytes(n) : undefined,
     });
     // A reservation lost mid-stream (shared state: not renewed in time, another instance may own
     // the range now): stop writing at once; the segment is not recorded.
@@ -258,10 +263,14 @@ async function handleSegment(ctx: Context, location: LocationConfig, services: U
       throw err;
     }
     if (fileDigests) services.inOrderDigests.commit(digestKey, range.end);
+    progress?.acknowledge(outcome.record.ranges);
 
     const addHeaders = renderAddHeaders(location, variableLookup(ctx.req, segmentVariables(outcome.record, range, 1)));
     if (outcome.kind === 'partial') return sendRangeAnswer(ctx, 201, outcome.record, location, addHeaders);
-    if (outcome.kind === 'replay') return replayCompletion(ctx, outcome.record.completion!, addHeaders);
+    if (outcome.kind === 'replay') {
+      progress?.completed(outcome.record.completion!.status);
+      return replayCompletion(ctx, outcome.record.completion!, addHeaders);
+    }
     await reservation!.release();
     reservation = null;
     return await handOffSession(ctx, location, services, outcome.record, range, addHeaders);
@@ -313,6 +322,7 @@ async function handOffSession(ctx: Context, location: LocationConfig, services: 
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
 
+  progressOf(ctx)?.completed(answer.status);
   const fileRemoved = statusInRanges(answer.status, location.cleanup);
   if (fileRemoved) await fs.rm(record.dataPath, { force: true });
   await withLock(services.locker(location), record.id, (lease) =>
@@ -375,10 +385,12 @@ async function handleWholeFile(ctx: Context, location: LocationConfig, services:
 
   const digests = new FileDigests(digestsNeeded(location));
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
+  const progress = progressOf(ctx);
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
     digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],
     limitRate: location.limitRate, softLimit: location.maxFileSize, durable: location.fsync,
+    onReceived: progress ? (n) => progress.bytes(n) : undefined,
   });
   try {
     await receiveInto(ctx, location, writer, null, headers.checksum, checksumDigests);

@@ -53,6 +53,9 @@ describe('defaults of an upload location', () => {
       clientMaxBodySize: MiB,
       locations: [],
       sampleBackend: null,
+      progressZones: [],
+      progressLocations: [],
+      demoPage: false,
     });
   });
 });

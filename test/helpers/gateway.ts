@@ -90,7 +90,8 @@ export interface TestGateway {
 
 /**
  * Starts an in-process gateway on a free port with a capture backend. `locationBody` is the
- * inside of `location /upload { … }`; `__STORE__`, `__STATE__` and `__BACKEND__` are substituted.
+ * inside of `location /upload { … }`; `__STORE__`, `__STATE__` and `__BACKEND__` are substituted
+ * there and in `topLevel` (which may hold more locations).
  * Default: the conformance profile's fields, resumable on.
  */
 export async function startTestGateway(options: { locationBody?: string; topLevel?: string; gatewayOptions?: GatewayOptions } = {}): Promise<TestGateway> {
@@ -101,11 +102,12 @@ export async function startTestGateway(options: { locationBody?: string; topLeve
   mkdirSync(state);
   const backend = await new CaptureBackend().start();
   const port = await freePort();
-  const body = (options.locationBody ?? DEFAULT_LOCATION)
+  const substitute = (text: string) => text
     .replace(/__STORE__/g, store)
     .replace(/__STATE__/g, state)
     .replace(/__BACKEND__/g, `127.0.0.1:${backend.port}`);
-  const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\n${options.topLevel ?? ''}\nlocation /upload {\n${body}\n}\n`;
+  const body = substitute(options.locationBody ?? DEFAULT_LOCATION);
+  const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\n${substitute(options.topLevel ?? '')}\nlocation /upload {\n${body}\n}\n`;
   const gateway = createGateway(parseConfig(text, path.join(dir, 'test.conf')), { logger: pino({ level: 'silent' }), ...options.gatewayOptions });
   try {
     await gateway.listen();
