@@ -131,6 +131,26 @@ function size<K extends SettingKey>(key: K, directive: string, inputKey: string,
   });
 }
 
+/** A one-string directive of a progress (`report_uploads`) location, checked by `check`. */
+function progressText<K extends 'progressHeader' | 'progressJsonpParameter' | 'progressContentType'>(
+  key: K,
+  directive: string,
+  inputError: string,
+  check: (value: string, directive: string) => string,
+): SettingSpec {
+  return define<K, string>({
+    key,
+    directives: [directive],
+    inputKey: key,
+    minArgs: 1,
+    maxArgs: 1,
+    progressLocation: true,
+    fromArgs: ([value]) => check(value, directive) as FullSettings[K],
+    input: z.string({ error: inputError }),
+    fromInput: (value) => check(value, directive) as FullSettings[K],
+  });
+}
+
 function time<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, proxyLocation = false): SettingSpec {
   const check = (ms: number): FullSettings[K] => checkMin(ms, min, directive, formatTime) as FullSettings[K];
   return define<K, number | string>({
@@ -295,39 +315,9 @@ export const SETTINGS: readonly SettingSpec[] = [
     }),
     fromInput: (value) => (value === null ? null : trackUploadsValue(value.zone, value.timeout)),
   }),
-  define<'progressHeader', string>({
-    key: 'progressHeader',
-    directives: ['upload_progress_header'],
-    inputKey: 'progressHeader',
-    minArgs: 1,
-    maxArgs: 1,
-    progressLocation: true,
-    fromArgs: ([value]) => headerName(value, 'upload_progress_header'),
-    input: z.string({ error: 'expected a header name' }),
-    fromInput: (value) => headerName(value, 'upload_progress_header'),
-  }),
-  define<'progressJsonpParameter', string>({
-    key: 'progressJsonpParameter',
-    directives: ['upload_progress_jsonp_parameter'],
-    inputKey: 'progressJsonpParameter',
-    minArgs: 1,
-    maxArgs: 1,
-    progressLocation: true,
-    fromArgs: ([value]) => nonEmpty(value, 'upload_progress_jsonp_parameter'),
-    input: z.string({ error: 'expected a query argument name' }),
-    fromInput: (value) => nonEmpty(value, 'upload_progress_jsonp_parameter'),
-  }),
-  define<'progressContentType', string>({
-    key: 'progressContentType',
-    directives: ['upload_progress_content_type'],
-    inputKey: 'progressContentType',
-    minArgs: 1,
-    maxArgs: 1,
-    progressLocation: true,
-    fromArgs: ([value]) => contentTypeValue(value),
-    input: z.string({ error: 'expected a content type' }),
-    fromInput: (value) => contentTypeValue(value),
-  }),
+  progressText('progressHeader', 'upload_progress_header', 'expected a header name', headerName),
+  progressText('progressJsonpParameter', 'upload_progress_jsonp_parameter', 'expected a query argument name', nonEmpty),
+  progressText('progressContentType', 'upload_progress_content_type', 'expected a content type', (value) => contentTypeValue(value)),
   define<'progressTemplates', Partial<Record<string, string>>>({
     key: 'progressTemplates',
     // The file form is read by parse.ts (order matters with the output directives, §2).
