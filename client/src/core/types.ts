@@ -102,7 +102,10 @@ export interface BackendResponse {
 export interface UploadStatus {
   /** `end === total − 1`: the server holds every byte (the original's key). */
   completed: boolean;
-  /** The backend has answered (the original set this key when the answer was the word `complete`). */
+  /**
+   * The backend accepted the upload (a 2xx answer). The original set this key when the answer was
+   * the word `complete`, which is what the sample backend answers.
+   */
   complete: boolean;
   /** First byte of the first received range (0 in a normal upload). */
   start: number;

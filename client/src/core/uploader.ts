@@ -31,7 +31,8 @@ export function makeStatus(ranges: readonly ByteRange[], total: number, sessionI
   const first = set[0];
   const status: UploadStatus = {
     completed: isWhole(set, total),
-    complete: state === 'complete',
+    // The original set `complete` when the backend answered `complete`; any 2xx answer counts here.
+    complete: state === 'complete' && (response === undefined || (response.status >= 200 && response.status < 300)),
     start: first ? first.start : 0,
     end: first ? first.end : -1,
     total,
