@@ -6,19 +6,28 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import pino from 'pino';
 import {
   CaptureBackend,
   DEFAULT_LOCATION,
   httpRequest,
-  rawRequest,
   segmentRequest,
   startTestGateway,
   type BackendCall,
   type RawResponse,
   type TestGateway,
+  parseAll,
+  sleep,
+  listFiles,
+  dataPath,
+  query,
+  send,
+  expectPlainError,
+  lastCall,
+  type Answer,
+  sid as uniqueSid,
 } from './helpers/gateway';
 import { parseConfig, ConfigError } from '../src/config/parse';
 import { createGateway } from '../src/gateway';
@@ -26,41 +35,6 @@ import { freePort, tempDir } from './helpers/process';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
-
-interface Answer {
-  status: number;
-  statusText: string;
-  headers: Record<string, string>;
-  headerList: Array<[string, string]>;
-  body: Buffer;
-}
-
-/** Splits a byte stream into consecutive HTTP responses (interim 1xx included). `head`: bodies are empty. */
-function parseAll(raw: Buffer, head = false): Answer[] {
-  const out: Answer[] = [];
-  let offset = 0;
-  while (offset < raw.length) {
-    const headEnd = raw.indexOf('\r\n\r\n', offset);
-    if (headEnd < 0) break;
-    const lines = raw.subarray(offset, headEnd).toString('latin1').split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]);
-    if (!m) break;
-    const headerList = lines.slice(1).map((line): [string, string] => {
-      const i = line.indexOf(':');
-      return [line.slice(0, i), line.slice(i + 1).trim()];
-    });
-    const headers: Record<string, string> = {};
-    for (const [k, v] of headerList) headers[k.toLowerCase()] = v;
-    const status = Number(m[1]);
-    let length = 0;
-    if (status >= 200 && !head && status !== 204 && status !== 304) {
-      length = headers['content-length'] !== undefined ? Number(headers['content-length']) : raw.length - headEnd - 4;
-    }
-    out.push({ status, statusText: m[2], headers, headerList, body: raw.subarray(headEnd + 4, headEnd + 4 + length) });
-    offset = headEnd + 4 + length;
-  }
-  return out;
-}
 
 interface Exchange {
   responses: Answer[];
@@ -144,60 +118,15 @@ function holdRequest(port: number, request: Buffer, firstBytes: number) {
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-let counter = 0;
-/** A fresh session id for each test. */
-function sid(prefix = 's'): string {
-  counter += 1;
-  return `${prefix}${process.pid}x${counter}`;
-}
-
-/** Relative paths of every file below `dir`. */
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listFiles(full).map((f) => path.join(entry.name, f)));
-    else out.push(entry.name);
-  }
-  return out.sort();
-}
-
-/** `<store>/<last char>/<id>` (`upload_store <store> 1`). */
-function dataPath(gw: TestGateway, id: string): string {
-  return path.join(gw.store, id.slice(-1), id);
-}
+const sid = (prefix = 's'): string => uniqueSid(prefix);
 
 /** State files of a session (whatever the store's file format, they are named after the id). */
 function stateFiles(gw: TestGateway, id: string): string[] {
   return listFiles(gw.state).filter((f) => path.basename(f).startsWith(`${id}.`));
 }
 
-function query(gw: TestGateway, id: string, method = 'GET', header = 'Session-ID'): Promise<RawResponse> {
-  return rawRequest(gw.port, httpRequest(method, '/upload', [[header, id]]));
-}
-
-function send(gw: TestGateway, request: Buffer): Promise<RawResponse> {
-  return rawRequest(gw.port, request);
-}
-
-/** D14: a `text/plain` one-line reason with the given status. */
-function expectPlainError(res: { status: number; headers: Record<string, string>; body: Buffer }, status: number): void {
-  expect(res.status).toBe(status);
-  expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
-  expect(res.body.toString('latin1')).toMatch(/^[^\r\n]+\n$/);
-}
-
 function md5(data: Buffer): string {
   return createHash('md5').update(data).digest('hex');
-}
-
-function lastCall(gw: TestGateway): BackendCall {
-  return gw.backend.calls[gw.backend.calls.length - 1];
 }
 
 /**

@@ -5,49 +5,27 @@
  * reason — never a hang, never a 500 — and must not touch acknowledged bytes.
  */
 import * as net from 'node:net';
-import * as path from 'node:path';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import {
   DEFAULT_LOCATION,
   httpRequest,
   rawRequest,
   segmentRequest,
   startTestGateway,
-  type RawResponse,
   type TestGateway,
+  parseAll,
+  sleep,
+  listFiles,
+  dataPath,
+  query,
+  send,
+  expectPlainError,
+  type Answer,
+  sid as uniqueSid,
 } from './helpers/gateway';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
-
-interface Answer {
-  status: number;
-  statusText: string;
-  headers: Record<string, string>;
-  body: Buffer;
-}
-
-function parseAll(raw: Buffer, head = false): Answer[] {
-  const out: Answer[] = [];
-  let offset = 0;
-  while (offset < raw.length) {
-    const headEnd = raw.indexOf('\r\n\r\n', offset);
-    if (headEnd < 0) break;
-    const lines = raw.subarray(offset, headEnd).toString('latin1').split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]);
-    if (!m) break;
-    const headers: Record<string, string> = {};
-    for (const line of lines.slice(1)) {
-      const i = line.indexOf(':');
-      headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
-    }
-    const status = Number(m[1]);
-    const length = status >= 200 && !head ? Number(headers['content-length'] ?? raw.length - headEnd - 4) : 0;
-    out.push({ status, statusText: m[2], headers, body: raw.subarray(headEnd + 4, headEnd + 4 + length) });
-    offset = headEnd + 4 + length;
-  }
-  return out;
-}
 
 interface Conversation {
   /** A `100 Continue` arrived before the body was sent. */
@@ -111,45 +89,7 @@ function headAndBody(request: Buffer): [Buffer, Buffer] {
   return [request.subarray(0, end), request.subarray(end)];
 }
 
-function expectPlainError(res: { status: number; headers: Record<string, string>; body: Buffer } | undefined, status: number): void {
-  expect(res).toBeDefined();
-  expect(res!.status).toBe(status);
-  expect(res!.headers['content-type']).toBe('text/plain; charset=utf-8');
-  expect(res!.body.toString('latin1')).toMatch(/^[^\r\n]+\n$/);
-}
-
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listFiles(full).map((f) => path.join(entry.name, f)));
-    else out.push(entry.name);
-  }
-  return out.sort();
-}
-
-let counter = 0;
-function sid(prefix = 'h'): string {
-  counter += 1;
-  return `${prefix}${process.pid}x${counter}`;
-}
-
-function dataPath(gw: TestGateway, id: string): string {
-  return path.join(gw.store, id.slice(-1), id);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function query(gw: TestGateway, id: string): Promise<RawResponse> {
-  return rawRequest(gw.port, httpRequest('GET', '/upload', [['Session-ID', id]]));
-}
-
-function send(gw: TestGateway, request: Buffer | string, options: { halfClose?: boolean } = {}): Promise<RawResponse> {
-  return rawRequest(gw.port, request, options);
-}
+const sid = (prefix = 'h'): string => uniqueSid(prefix);
 
 let gw: TestGateway;
 beforeAll(async () => {

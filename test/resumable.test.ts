@@ -8,7 +8,7 @@ import * as http from 'node:http';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { AddressInfo } from 'node:net';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   CaptureBackend,
@@ -20,47 +20,19 @@ import {
   type BackendCall,
   type RawResponse,
   type TestGateway,
+  sleep,
+  listFiles,
+  dataPath,
+  query,
+  send,
+  lastCall,
+  sid as uniqueSid,
 } from './helpers/gateway';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
 
-let counter = 0;
-function sid(prefix = 'r'): string {
-  counter += 1;
-  return `${prefix}${process.pid}x${counter}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-function send(gw: TestGateway, request: Buffer): Promise<RawResponse> {
-  return rawRequest(gw.port, request);
-}
-
-function query(gw: TestGateway, id: string): Promise<RawResponse> {
-  return rawRequest(gw.port, httpRequest('GET', '/upload', [['Session-ID', id]]));
-}
-
-function listFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...listFiles(full).map((f) => path.join(entry.name, f)));
-    else out.push(entry.name);
-  }
-  return out.sort();
-}
-
-function dataPath(gw: TestGateway, id: string): string {
-  return path.join(gw.store, id.slice(-1), id);
-}
-
-function lastCall(gw: TestGateway): BackendCall {
-  return gw.backend.calls[gw.backend.calls.length - 1];
-}
+const sid = (prefix = 'r'): string => uniqueSid(prefix);
 
 function hex(algorithm: string, data: Buffer | string): string {
   return createHash(algorithm).update(data).digest('hex');

@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import pino from 'pino';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway';
 import { parseConfig } from '../../src/config/parse';
@@ -241,4 +241,87 @@ export function segmentRequest(sessionId: string, start: number, end: number, to
     ['Session-ID', sessionId],
     ...extra,
   ], body);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers shared by the integration tests.
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+let sessionCounter = 0;
+/** A session id unique in this test process (its last character picks the hashed store dir). */
+export function sid(prefix = 's'): string {
+  sessionCounter += 1;
+  return `${prefix}${process.pid}x${sessionCounter}`;
+}
+
+/** Relative paths of every file below `dir`, sorted. */
+export function listFiles(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...listFiles(full).map((f) => path.join(entry.name, f)));
+    else out.push(entry.name);
+  }
+  return out.sort();
+}
+
+/** `<store>/<last char>/<id>` (`upload_store <store> 1`). */
+export function dataPath(gw: TestGateway, id: string): string {
+  return path.join(gw.store, id.slice(-1), id);
+}
+
+export function send(gw: TestGateway, request: Buffer | string, options: { halfClose?: boolean } = {}): Promise<RawResponse> {
+  return rawRequest(gw.port, request, options);
+}
+
+/** The D22 status query. */
+export function query(gw: TestGateway, id: string, method = 'GET', header = 'Session-ID'): Promise<RawResponse> {
+  return rawRequest(gw.port, httpRequest(method, '/upload', [[header, id]]));
+}
+
+export function lastCall(gw: TestGateway): BackendCall {
+  return gw.backend.calls[gw.backend.calls.length - 1];
+}
+
+/** D14: a `text/plain` one-line reason with the given status. */
+export function expectPlainError(res: { status: number; headers: Record<string, string>; body: Buffer } | undefined, status: number): void {
+  expect(res).toBeDefined();
+  expect(res!.status).toBe(status);
+  expect(res!.headers['content-type']).toBe('text/plain; charset=utf-8');
+  expect(res!.body.toString('latin1')).toMatch(/^[^\r\n]+\n$/);
+}
+
+/** One HTTP answer parsed from raw bytes. */
+export interface Answer {
+  status: number;
+  statusText: string;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Every answer on a connection, in order (1xx included; HEAD answers have no body). */
+export function parseAll(raw: Buffer, head = false): Answer[] {
+  const out: Answer[] = [];
+  let offset = 0;
+  while (offset < raw.length) {
+    const headEnd = raw.indexOf('\r\n\r\n', offset);
+    if (headEnd < 0) break;
+    const lines = raw.subarray(offset, headEnd).toString('latin1').split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3}) ?(.*)$/.exec(lines[0]);
+    if (!m) break;
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const i = line.indexOf(':');
+      headers[line.slice(0, i).toLowerCase()] = line.slice(i + 1).trim();
+    }
+    const status = Number(m[1]);
+    const length = status >= 200 && !head ? Number(headers['content-length'] ?? raw.length - headEnd - 4) : 0;
+    out.push({ status, statusText: m[2], headers, body: raw.subarray(headEnd + 4, headEnd + 4 + length) });
+    offset = headEnd + 4 + length;
+  }
+  return out;
 }
