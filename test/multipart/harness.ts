@@ -3,7 +3,7 @@
  * the multipart integration tests.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -139,18 +139,7 @@ location = /up {
 }
 
 /** Every file below `dir` (relative paths). */
-export function storeFiles(dir: string): string[] {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  const walk = (d: string, rel: string) => {
-    for (const entry of readdirSync(d, { withFileTypes: true })) {
-      if (entry.isDirectory()) walk(path.join(d, entry.name), path.join(rel, entry.name));
-      else out.push(path.join(rel, entry.name));
-    }
-  };
-  walk(dir, '');
-  return out.sort();
-}
+export { listFiles as storeFiles } from '../helpers/gateway';
 
 export function fileMode(file: string): number {
   return statSync(file).mode & 0o777;
