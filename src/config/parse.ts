@@ -13,7 +13,6 @@ import { progressTemplateValue, SETTING_BY_DIRECTIVE, type SettingKey } from './
 import type { GatewayConfig } from './types';
 import { parseFlag, parseListen } from './values';
 import { parseSize } from './units';
-import { ValueError } from './errors';
 import { OUTPUT_CONTENT_TYPES, outputTemplates, type ProgressOutput } from '../protocol/upload-progress';
 
 /** The smallest `upload_progress` zone nginx accepts: 8 pages of 4 KiB (spec upload-progress-module.md §2). */

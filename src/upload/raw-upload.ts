@@ -6,7 +6,7 @@ import type { LocationConfig } from '../config/types';
 import { parseContentDisposition } from '../protocol/content-disposition';
 import { parseContentRange, type SegmentRange } from '../protocol/content-range';
 import { parseSessionId } from '../protocol/session-id';
-import { addRange, formatRangeList, intersect, isComplete } from '../protocol/range-set';
+import { addRange, intersect, isComplete } from '../protocol/range-set';
 import { hashedRelativePath } from '../protocol/hash-path';
 import { statusInRanges } from '../protocol/status-ranges';
 import { FormBodyBuilder, rawModeBoundary } from '../protocol/form-body';
