@@ -6,11 +6,9 @@
 import * as net from 'node:net';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
-import pino from 'pino';
 import {
-  CaptureBackend,
   DEFAULT_LOCATION,
   httpRequest,
   segmentRequest,
@@ -30,8 +28,6 @@ import {
   sid as uniqueSid,
 } from './helpers/gateway';
 import { parseConfig, ConfigError } from '../src/config/parse';
-import { createGateway } from '../src/gateway';
-import { freePort, tempDir } from './helpers/process';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -127,31 +123,6 @@ function stateFiles(gw: TestGateway, id: string): string[] {
 
 function md5(data: Buffer): string {
   return createHash('md5').update(data).digest('hex');
-}
-
-/**
- * Like `startTestGateway`, but listens without `gateway.listen()`, so no periodic expiry sweep
- * runs: a test decides when `sweepExpired()` happens.
- */
-async function startWithoutSweep(locationBody: string): Promise<TestGateway> {
-  const dir = tempDir('gw-nosweep-');
-  const store = path.join(dir, 'store');
-  const state = path.join(dir, 'state');
-  mkdirSync(store);
-  mkdirSync(state);
-  const backend = await new CaptureBackend().start();
-  const port = await freePort();
-  const body = locationBody.replace(/__STORE__/g, store).replace(/__STATE__/g, state).replace(/__BACKEND__/g, `127.0.0.1:${backend.port}`);
-  const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\nlocation /upload {\n${body}\n}\n`;
-  const gateway = createGateway(parseConfig(text, path.join(dir, 'test.conf')), { logger: pino({ level: 'silent' }) });
-  await new Promise<void>((resolve) => gateway.server.listen(port, '127.0.0.1', resolve));
-  return {
-    gateway, backend, port, url: `http://127.0.0.1:${port}`, store, state, dir,
-    async close() {
-      await gateway.close();
-      await backend.stop();
-    },
-  };
 }
 
 const PIPELINED = 'GET /pipelined-next HTTP/1.1\r\nHost: test\r\n\r\n';
@@ -696,7 +667,7 @@ describe('D9: a completed session is remembered for the retention time, then its
   // Fixed in: the same place as above expires the stale session first.
   test('a single-shot upload over an expired, not yet swept session survives the sweep', async () => {
     // Without the periodic sweep, so that the session is certainly still there, expired.
-    const quiet = await startWithoutSweep(DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_session_timeout 1s;'));
+    const quiet = await startTestGateway({ locationBody: DEFAULT_LOCATION.replace('upload_completed_retention 60s;', 'upload_session_timeout 1s;'), sweep: false });
     try {
       const id = sid('d9e');
       expect((await send(quiet, segmentRequest(id, 0, 4, 10, 'hello'))).status).toBe(201);

@@ -92,9 +92,9 @@ export interface TestGateway {
  * Starts an in-process gateway on a free port with a capture backend. `locationBody` is the
  * inside of `location /upload { … }`; `__STORE__`, `__STATE__` and `__BACKEND__` are substituted
  * there and in `topLevel` (which may hold more locations).
- * Default: the conformance profile's fields, resumable on.
+ * Default: the conformance profile's fields, resumable on. `sweep: false`: no periodic expiry sweep.
  */
-export async function startTestGateway(options: { locationBody?: string; topLevel?: string; gatewayOptions?: GatewayOptions } = {}): Promise<TestGateway> {
+export async function startTestGateway(options: { locationBody?: string; topLevel?: string; gatewayOptions?: GatewayOptions; sweep?: boolean } = {}): Promise<TestGateway> {
   const dir = tempDir('gw-');
   const store = path.join(dir, 'store');
   const state = path.join(dir, 'state');
@@ -110,7 +110,10 @@ export async function startTestGateway(options: { locationBody?: string; topLeve
   const text = `listen 127.0.0.1:${port};\nclient_max_body_size 100m;\n${substitute(options.topLevel ?? '')}\nlocation /upload {\n${body}\n}\n`;
   const gateway = createGateway(parseConfig(text, path.join(dir, 'test.conf')), { logger: pino({ level: 'silent' }), ...options.gatewayOptions });
   try {
-    await gateway.listen();
+    // `sweep: false` listens without gateway.listen(), so no periodic expiry sweep runs: the test
+    // decides when sweepExpired() happens.
+    if (options.sweep === false) await new Promise<void>((resolve) => gateway.server.listen(port, '127.0.0.1', resolve));
+    else await gateway.listen();
   } catch (err) {
     await backend.stop();
     throw err;

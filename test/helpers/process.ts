@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdtempSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -40,38 +40,36 @@ export async function waitForPort(port: number, timeoutMs = 15000, host = '127.0
   }
 }
 
-export interface GatewayProcess {
+/** A running child process that accepts connections on `port`. */
+export interface ServiceProcess {
+  name: string;
   port: number;
   url: string;
   child: ChildProcess;
   output(): string;
-  /** SIGTERM and wait for exit. */
+  /** SIGTERM and wait for the exit. */
   stop(): Promise<void>;
-  /** SIGKILL and wait for exit (crash simulation). */
+  /** SIGKILL and wait for the exit (a crashed instance). */
   kill(): Promise<void>;
 }
 
-/** Starts the real gateway binary (built `dist/`) with a config file. */
-export async function startGateway(configText: string, options: { port: number; dir?: string; env?: NodeJS.ProcessEnv }): Promise<GatewayProcess> {
-  const dir = options.dir ?? tempDir();
-  const configFile = path.join(dir, `gateway-${options.port}.conf`);
-  writeFileSync(configFile, configText);
-  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/upload-gateway.js'), '--config', configFile], {
-    cwd: dir,
-    env: { ...process.env, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** The real gateway binary, as a process. */
+export type GatewayProcess = ServiceProcess;
+
+/** Starts a process and waits until it accepts connections on `port` (fails with its output if it exits first). */
+export async function startService(name: string, bin: string, args: string[], options: { port: number; cwd: string; env?: NodeJS.ProcessEnv }): Promise<ServiceProcess> {
+  const child = spawn(bin, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (d) => (output += d));
   child.stderr!.on('data', (d) => (output += d));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const failed = new Promise<never>((_, reject) => {
+    child.once('error', (err) => reject(new Error(`${name}: cannot run ${bin}: ${err.message}`)));
+    void exited.then(() => reject(new Error(`${name} exited during start-up (code ${child.exitCode}, signal ${child.signalCode}):\n${output}`)));
+  });
+  failed.catch(() => undefined);
   try {
-    await Promise.race([
-      waitForPort(options.port),
-      exited.then(() => {
-        throw new Error(`gateway exited during start-up:\n${output}`);
-      }),
-    ]);
+    await Promise.race([waitForPort(options.port, 15_000), failed]);
   } catch (err) {
     child.kill('SIGKILL');
     throw err;
@@ -81,13 +79,41 @@ export async function startGateway(configText: string, options: { port: number; 
     await exited;
   };
   return {
-    port: options.port,
-    url: `http://127.0.0.1:${options.port}`,
-    child,
+    name, port: options.port, url: `http://127.0.0.1:${options.port}`, child,
     output: () => output,
     stop: () => stopWith('SIGTERM'),
     kill: () => stopWith('SIGKILL'),
   };
+}
+
+/** Starts the real gateway binary (built `dist/`) with a config file. */
+export async function startGateway(configText: string, options: { port: number; dir?: string; env?: NodeJS.ProcessEnv }): Promise<GatewayProcess> {
+  const dir = options.dir ?? tempDir();
+  const configFile = path.join(dir, `gateway-${options.port}.conf`);
+  writeFileSync(configFile, configText);
+  return startService('gateway', process.execPath, [path.join(REPO_ROOT, 'bin/upload-gateway.js'), '--config', configFile], {
+    port: options.port,
+    cwd: dir,
+    env: { LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...options.env },
+  });
+}
+
+/**
+ * An external program the tests need: `$envVar`, else `name` on PATH, else the given fallbacks
+ * (e.g. /usr/sbin, not on a non-root PATH). Throws with the install hint if none is executable.
+ */
+export function findProgram(name: string, envVar: string, fallbacks: string[], installHint: string): string {
+  const fromEnv = process.env[envVar];
+  const candidates = fromEnv ? [fromEnv] : [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, name)), ...fallbacks];
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // next
+    }
+  }
+  throw new Error(`${name} not found (looked for ${candidates.join(', ')}): ${installHint}`);
 }
 
 /** Runs a command to completion, collecting its output. */

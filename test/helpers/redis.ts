@@ -3,27 +3,15 @@
  * persistence, a temporary working directory. A missing binary fails the test loudly (never a skip).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, rmSync } from 'node:fs';
-import * as path from 'node:path';
+import { rmSync } from 'node:fs';
 import Redis from 'ioredis';
-import { freePort, tempDir, waitForPort } from './process';
+import { findProgram, freePort, tempDir, waitForPort } from './process';
 
 export const REDIS_INSTALL_HINT = 'install the Debian package: `apt-get install -y redis-server` (.ci/run does), or set REDIS_SERVER_BIN to a redis-server binary';
 
 /** The redis-server binary: $REDIS_SERVER_BIN, else `redis-server` on PATH, else /usr/bin or /usr/local/bin. Throws if none. */
 export function findRedisServer(): string {
-  const candidates = process.env.REDIS_SERVER_BIN
-    ? [process.env.REDIS_SERVER_BIN]
-    : [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'redis-server')), '/usr/bin/redis-server', '/usr/local/bin/redis-server'];
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      return candidate;
-    } catch {
-      // next
-    }
-  }
-  throw new Error(`redis-server not found (looked for ${candidates.join(', ')}): ${REDIS_INSTALL_HINT}`);
+  return findProgram('redis-server', 'REDIS_SERVER_BIN', ['/usr/bin/redis-server', '/usr/local/bin/redis-server'], REDIS_INSTALL_HINT);
 }
 
 export interface RedisProcess {
