@@ -10,11 +10,8 @@ import { errorResponder } from './http/error-responder';
 import { matchLocation } from './http/locations';
 import { uploadLocation, type MultipartHandler } from './upload/location-handler';
 import { handleMultipartUpload } from './upload/multipart-upload';
-import { expireSession, type UploadServices } from './upload/services';
-import { FileSessionStore } from './state/file-session-store';
-import { StateBackends } from './state/backends';
-import type { RedisLockerOptions } from './state/redis-state';
-import type { Locker, SessionStore } from './state/types';
+import type { UploadServices } from './upload/services';
+import { enginePolicy, StateBackends } from './state/backends';
 import { healthz } from './http/healthz';
 import { TempCounter } from './store/temp-names';
 import { InOrderDigests } from './store/digests';
@@ -31,14 +28,8 @@ import { uploadPage } from './http/upload-page';
 
 export interface GatewayOptions {
   logger?: Logger;
-  /** Session store factory per location (default: durable files per `upload_state_store`, or Redis with `upload_state_redis`). */
-  sessionStore?: (location: LocationConfig) => SessionStore;
-  /** One locker for every location (default: in-process, or Redis leases with `upload_state_redis`). */
-  locker?: Locker;
-  /** False when several instances share state and locks (then hand-off claims expire by time only). Default: false exactly with Redis. */
-  singleInstance?: boolean;
-  /** Redis key prefix and lease times for `upload_state_redis` (tests shorten them). */
-  redis?: RedisLockerOptions;
+  /** Redis key prefix and reservation lifetime for `upload_state_redis` (tests shorten it). */
+  redis?: { prefix?: string; reserveTtlMs?: number };
   multipart?: MultipartHandler | null;
   /** Accept bare-LF request heads like nginx (default true). */
   lenientHttpParser?: boolean;
@@ -60,17 +51,18 @@ export interface Gateway {
 /** Composes the gateway: storage and coordination are chosen here, the protocol code knows neither. */
 export function createGateway(config: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const log = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? 'info' });
-  const state = new StateBackends({ log, sessionStore: options.sessionStore, locker: options.locker, singleInstance: options.singleInstance, redis: options.redis });
+  const instanceId = randomUUID();
+  const state = new StateBackends({ log, instanceId, redis: options.redis });
   const zones = new ProgressZones(config, state);
+  const policies = new Map(config.locations.map((l) => [l, enginePolicy(l)]));
   const services: UploadServices = {
-    sessions: (location) => state.sessions(location),
-    locker: (location) => state.locker(location),
+    sessions: (location) => state.engine(location),
+    policy: (location) => policies.get(location) ?? enginePolicy(location),
+    actor: (location) => ({ instanceId, singleInstance: !state.shared(location) }),
+    maxFileSize: (location) => state.maxFileSize(location.store.dir),
     counter: new TempCounter(),
     inOrderDigests: new InOrderDigests(),
-    instanceId: randomUUID(),
-    singleInstance: (location) => state.singleInstance(location),
     log,
-    expireSession,
   };
 
   const app = new Koa();
@@ -102,7 +94,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     ...config.locations.map((l) => {
       const handler = uploadLocation(l, services, multipart);
       const zone = l.trackUploads ? zones.get(l.trackUploads.zone) : undefined;
-      return { match: l.match, path: l.path, handler: zone ? trackUploads(l, zone, { instanceId: services.instanceId, log })(handler) : handler };
+      return { match: l.match, path: l.path, handler: zone ? trackUploads(l, zone, { instanceId, log })(handler) : handler };
     }),
     ...config.progressLocations.map((p) => ({ match: p.match, path: p.path, handler: reportUploads(p, zones.get(p.zone)!) })),
   ];
@@ -117,27 +109,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   const server = createHttpServer(app.callback(), { lenient: options.lenientHttpParser ?? true });
   let sweepTimer: NodeJS.Timeout | null = null;
 
-  async function sweepExpired(): Promise<number> {
-    let removed = 0;
-    const now = Date.now();
-    for (const { store, locker } of state.all(config)) {
-      if (store instanceof FileSessionStore) await store.sweepTemporaries();
-      for await (const id of store.ids()) {
-        const record = await store.get(id).catch(() => undefined);
-        if (!record || record.expiresAt > now) continue;
-        const lease = await locker.lock(id);
-        try {
-          const current = await store.get(id);
-          if (current && current.expiresAt <= Date.now()) {
-            await expireSession(current, store, [lease]);
-            removed++;
-          }
-        } finally {
-          await lease.release();
-        }
-      }
-    }
-    return removed;
+  function sweepExpired(): Promise<number> {
+    return state.sweep(config);
   }
 
   return {

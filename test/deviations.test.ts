@@ -28,6 +28,7 @@ import {
   sid as uniqueSid,
 } from './helpers/gateway';
 import { parseConfig, ConfigError } from '../src/config/parse';
+import { probeMaxFileSize } from '../src/store/files';
 
 // ---------------------------------------------------------------------------------------------
 // Local helpers
@@ -867,11 +868,23 @@ describe('D13: range numbers must be written out and ≤ 2^53−1', () => {
     expect(stateFiles(gw, id)).toEqual([]);
   });
 
-  test('2^53−1 is accepted; leading zeros and the unit\'s case are the module\'s', async () => {
+  test('2^53−1 is accepted; leading zeros and the unit\'s case are the module\'s; a total the store cannot hold is 413 before any write (D30)', async () => {
+    const limit = await probeMaxFileSize(gw.store);
     const id = sid('d13ok');
     const big = await send(gw, segmentRequest(id, 0, 3, 9007199254740991, 'abcd'));
-    expect(big.status).toBe(201);
-    expect(big.body.toString()).toBe('0-3/9007199254740991');
+    if (limit >= 9007199254740991) {
+      expect(big.status).toBe(201);
+      expect(big.body.toString()).toBe('0-3/9007199254740991');
+    } else {
+      // D30: the file system of this store (ext4: 16 TiB) cannot hold the file: refused at once.
+      expectPlainError(big, 413);
+      expect(big.body.toString()).toMatch(/file system can hold/);
+      expect(existsSync(dataPath(gw, id))).toBe(false);
+      // The largest total it can hold is accepted.
+      const atLimit = await send(gw, segmentRequest(sid('d13lim'), 0, 3, limit, 'abcd'));
+      expect(atLimit.status).toBe(201);
+      expect(atLimit.body.toString()).toBe(`0-3/${limit}`);
+    }
     const id2 = sid('d13z');
     const res = await send(gw, httpRequest('POST', '/upload', [
       ['Content-Type', 'application/octet-stream'],

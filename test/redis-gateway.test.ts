@@ -44,7 +44,7 @@ async function startReplica(store: string, url: string, prefix: string): Promise
   return startTestGateway({
     locationBody: locationBody(store),
     topLevel: `upload_state_redis ${url};`,
-    gatewayOptions: { redis: { prefix, lockTtlMs: 2000, reserveTtlMs: 1500 } },
+    gatewayOptions: { redis: { prefix, reserveTtlMs: 1500 } },
   });
 }
 

@@ -1,7 +1,7 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
 import { STATUS_TEXT, UploadError } from '../protocol/http-errors';
-import { StateUnavailableError } from '../state/types';
+import { StateUnavailableError } from '../state/errors';
 import { ANSWERED_BY_HTTP_LAYER } from './server';
 
 /**

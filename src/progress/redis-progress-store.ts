@@ -15,7 +15,7 @@
 import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import { coveredBytes, type ByteRange } from '../protocol/range-set';
-import { StateUnavailableError } from '../state/types';
+import { StateUnavailableError } from '../state/errors';
 import {
   IN_FLIGHT_TTL_MS,
   STALE_IN_FLIGHT_MS,

@@ -15,7 +15,7 @@ import { UploadError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { parseSessionId } from '../protocol/session-id';
 import { progressIdFrom } from '../protocol/upload-progress';
-import { StateUnavailableError } from '../state/types';
+import { StateUnavailableError } from '../state/errors';
 import { rawHeaderValues } from '../upload/variables';
 import { IN_FLIGHT_KEEPALIVE_MS, type ProgressStore, type UploadIdentity } from './types';
 

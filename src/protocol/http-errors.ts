@@ -7,6 +7,7 @@
 export const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   405: 'Not Allowed',
+  408: 'Request Time-out',
   409: 'Conflict',
   411: 'Length Required',
   413: 'Request Entity Too Large',
@@ -17,6 +18,7 @@ export const STATUS_TEXT: Record<number, string> = {
   502: 'Bad Gateway',
   503: 'Service Temporarily Unavailable',
   504: 'Gateway Time-out',
+  507: 'Insufficient Storage',
 };
 
 /**
@@ -41,4 +43,9 @@ export class UploadError extends Error {
     this.reason = line;
     this.headers = { ...(headers ?? {}) };
   }
+}
+
+/** 503 + Retry-After: the client should simply send the same request again (D4, D7). */
+export function retryLater(reason: string): UploadError {
+  return new UploadError(503, reason, { 'Retry-After': '1' });
 }

@@ -1,6 +1,6 @@
 /**
- * Which session store and locker serve a location, chosen at start-up: the embedded file state
- * (`upload_state_store`, one process, in-process locks) or Redis (`upload_state_redis`, shared by
+ * Which session engine serves a location, chosen at start-up: the embedded file state
+ * (`upload_state_store`, one process, journals) or Redis (`upload_state_redis`, shared by
  * several gateway instances). Also the start-up checks and the health check of what they need:
  * writable store directories, a reachable Redis, and (with Redis) a data store that really is the
  * directory the other instances use.
@@ -11,39 +11,50 @@ import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayConfig, LocationConfig } from '../config/types';
-import { FileSessionStore } from './file-session-store';
-import { MemoryLocker } from './memory-locker';
-import { createRedisClient, DEFAULT_REDIS_PREFIX, describeRedisUrl, pingRedis, RedisLocker, RedisSessionStore, type RedisLockerOptions } from './redis-state';
-import type { Locker, SessionStore } from './types';
+import { DataFilePool } from '../store/data-file-pool';
+import { probeMaxFileSize } from '../store/files';
+import type { EnginePolicy, SessionEngine } from './engine';
+import { FileSessionEngine } from './file-engine';
+import { createRedisClient, DEFAULT_REDIS_PREFIX, describeRedisUrl, pingRedis } from './redis-client';
+import { RedisSessionEngine } from './redis-engine';
 
 export interface StateBackendOptions {
   log: Logger;
-  /** Session store factory (replaces both the file and the Redis state). */
-  sessionStore?: (location: LocationConfig) => SessionStore;
-  /** One locker for every location (replaces the in-process and the Redis lockers). */
-  locker?: Locker;
-  /** Overrides whether other instances may share a location's state (default: only with Redis). */
-  singleInstance?: boolean;
-  /** Redis key prefix and lease times (tests shorten them). */
-  redis?: RedisLockerOptions;
+  /** Identifies this gateway process in hand-off claims. */
+  instanceId: string;
+  /** Redis key prefix and reservation lifetime (tests shorten it). */
+  redis?: { prefix?: string; reserveTtlMs?: number };
 }
 
 /** With Redis: how long the shared-store marker lives without an instance renewing it. */
 const MARKER_TTL_MS = 60_000;
 export const SHARED_MARKER = '.upload-gateway-shared';
 
+/** A location's session rules, from its configuration. */
+export function enginePolicy(location: LocationConfig): EnginePolicy {
+  return {
+    sessionTimeoutMs: location.sessionTimeoutMs,
+    completedRetentionMs: location.completedRetentionMs,
+    // A claim older than one whole hand-off attempt (plus slack) was abandoned by a dead instance.
+    handoffTimeoutMs: location.backendConnectTimeoutMs + location.backendReadTimeoutMs + 10_000,
+    fileMode: location.storeAccess,
+    durable: location.fsync,
+  };
+}
+
 export class StateBackends {
-  private readonly stores = new Map<string, { store: SessionStore; locker: Locker }>();
+  /** Open data files, shared by every engine (files are keyed by path). */
+  readonly dataFiles = new DataFilePool();
+  private readonly engines = new Map<string, SessionEngine>();
   private readonly clients = new Map<string, Redis>();
-  private readonly redisLockers = new Map<string, RedisLocker>();
-  private readonly memoryLocker = new MemoryLocker();
   private readonly markers: Array<{ client: Redis; key: string; file: string }> = [];
   private markerTimer: NodeJS.Timeout | null = null;
   private lastRedisError = 0;
+  private readonly maxFileSizes = new Map<string, number>();
 
   constructor(private readonly options: StateBackendOptions) {}
 
-  /** The one client of `url` (shared by session state, locks and progress zones; closed by `close`). */
+  /** The one client of `url` (shared by session state and progress zones; closed by `close`). */
   redisClient(url: string): Redis {
     let client = this.clients.get(url);
     if (!client) {
@@ -62,49 +73,51 @@ export class StateBackends {
     return this.options.redis?.prefix ?? DEFAULT_REDIS_PREFIX;
   }
 
-  private entry(location: LocationConfig): { store: SessionStore; locker: Locker } {
+  /** The engine behind a location: its `upload_state_store` directory, or its `upload_state_redis`. */
+  engine(location: LocationConfig): SessionEngine {
     const url = location.stateRedis;
     const key = url ? `redis\0${url}` : `file\0${location.stateStore.dir}\0${location.stateStore.levels.join(',')}`;
-    let entry = this.stores.get(key);
-    if (!entry) {
-      const store =
-        this.options.sessionStore?.(location) ??
-        (url
-          ? new RedisSessionStore(this.redisClient(url), this.prefix())
-          : new FileSessionStore(location.stateStore.dir, location.stateStore.levels, location.fsync, location.storeAccess));
-      entry = { store, locker: this.lockerFor(location) };
-      this.stores.set(key, entry);
+    let engine = this.engines.get(key);
+    if (!engine) {
+      const { instanceId } = this.options;
+      engine = url
+        ? new RedisSessionEngine(this.redisClient(url), { prefix: this.prefix(), instanceId, dataFiles: this.dataFiles, reserveTtlMs: this.options.redis?.reserveTtlMs })
+        : new FileSessionEngine({ dir: location.stateStore.dir, levels: location.stateStore.levels, instanceId, dataFiles: this.dataFiles });
+      this.engines.set(key, engine);
     }
-    return entry;
+    return engine;
   }
 
-  private lockerFor(location: LocationConfig): Locker {
-    if (this.options.locker) return this.options.locker;
-    const url = location.stateRedis;
-    if (!url) return this.memoryLocker;
-    let locker = this.redisLockers.get(url);
-    if (!locker) {
-      locker = new RedisLocker(this.redisClient(url), { ...this.options.redis, prefix: this.prefix() });
-      this.redisLockers.set(url, locker);
+  /** The largest file the store directory's file system holds (probed at start-up; unknown: no limit). */
+  maxFileSize(storeDir: string): number {
+    return this.maxFileSizes.get(storeDir) ?? Number.MAX_SAFE_INTEGER;
+  }
+
+  /** Whether the location's state is shared with other instances. */
+  shared(location: LocationConfig): boolean {
+    return location.stateRedis !== null;
+  }
+
+  /**
+   * Removes expired sessions of every engine; each engine is swept with the strictest policy of
+   * the locations that use it.
+   */
+  async sweep(config: GatewayConfig): Promise<number> {
+    const policies = new Map<SessionEngine, EnginePolicy>();
+    for (const location of config.locations) {
+      const engine = this.engine(location);
+      const policy = enginePolicy(location);
+      const known = policies.get(engine);
+      policies.set(engine, known ? {
+        ...known,
+        sessionTimeoutMs: Math.min(known.sessionTimeoutMs, policy.sessionTimeoutMs),
+        completedRetentionMs: Math.min(known.completedRetentionMs, policy.completedRetentionMs),
+        durable: known.durable || policy.durable,
+      } : policy);
     }
-    return locker;
-  }
-
-  sessions(location: LocationConfig): SessionStore {
-    return this.entry(location).store;
-  }
-
-  locker(location: LocationConfig): Locker {
-    return this.entry(location).locker;
-  }
-
-  singleInstance(location: LocationConfig): boolean {
-    return this.options.singleInstance ?? !location.stateRedis;
-  }
-
-  /** Every distinct store of the configuration, with the locker that guards it (for the expiry sweep). */
-  all(config: GatewayConfig): Array<{ store: SessionStore; locker: Locker }> {
-    return [...new Set(config.locations.map((l) => this.entry(l)))];
+    let removed = 0;
+    for (const [engine, policy] of policies) removed += await engine.sweep(policy);
+    return removed;
   }
 
   /** Directories the gateway writes: data stores, file state stores, the sample backend's files. */
@@ -112,7 +125,7 @@ export class StateBackends {
     const dirs = new Map<string, string>();
     for (const l of config.locations) {
       dirs.set(l.store.dir, 'upload_store');
-      if (!l.stateRedis && !this.options.sessionStore) dirs.set(l.stateStore.dir, 'upload_state_store');
+      if (!l.stateRedis) dirs.set(l.stateStore.dir, 'upload_state_store');
     }
     if (config.sampleBackend) dirs.set(config.sampleBackend.filesDir, 'sample backend files');
     return [...dirs];
@@ -131,9 +144,12 @@ export class StateBackends {
         throw new Error(`${what} directory ${dir} is not writable: ${(err as Error).message}`);
       }
     }
+    for (const l of config.locations) {
+      if (!this.maxFileSizes.has(l.store.dir)) this.maxFileSizes.set(l.store.dir, await probeMaxFileSize(l.store.dir));
+    }
     const shared = new Map<string, string>();
     for (const l of config.locations) if (l.stateRedis) shared.set(l.store.dir, l.stateRedis);
-    for (const l of config.locations) this.entry(l);
+    for (const l of config.locations) this.engine(l);
     for (const [url, client] of this.clients) {
       if (client.status === 'wait') await client.connect().catch(() => undefined);
       const problem = await pingRedis(client, 5000);
@@ -211,10 +227,8 @@ export class StateBackends {
 
   async close(): Promise<void> {
     if (this.markerTimer) clearInterval(this.markerTimer);
-    for (const { store } of this.stores.values()) await store.close();
-    if (this.options.locker) await this.options.locker.close();
-    for (const locker of this.redisLockers.values()) await locker.close();
-    await this.memoryLocker.close();
+    for (const engine of this.engines.values()) await engine.close();
+    await this.dataFiles.close();
     for (const client of this.clients.values()) {
       if (client.status === 'ready') await client.quit().catch(() => client.disconnect());
       else if (client.status !== 'end') client.disconnect();

@@ -3,6 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { ByteRange } from '../protocol/range-set';
 import { UploadError } from '../protocol/http-errors';
 import { ReadRateLimit } from './rate-limit';
+import { readAt, writeAllAt } from './files';
 
 /** Something that digests bytes in order (a crypto Hash, or our CRC-32 accumulator). */
 export interface Digester {
@@ -24,39 +25,43 @@ export interface SegmentWriterOptions {
   limitRate: number;
   /** Soft size limit (unranged raw, upload_max_file_size): past it, writing stops and `overLimit` is set. 0 = none. */
   softLimit: number;
-  /** fdatasync before finishing (D23). */
-  durable: boolean;
+  /** Checked before every write: throws when the segment may no longer write (a lost reservation). */
+  beforeWrite?: () => void;
+  /** fdatasync when the body is complete (D23); concurrent segments of one file share it. */
+  flush?: () => Promise<void>;
   /** Told the body bytes taken so far after every chunk (upload progress; must be cheap). */
   onReceived?: (received: number) => void;
 }
 
+/** Socket chunks are gathered into writes of at least this size (fewer, larger writes). */
+const WRITE_SIZE = 256 * 1024;
 /**
- * All segment writers share one buffer budget: a lone large segment gets big batches (fewer,
- * larger writes), 128 concurrent ones get small ones, so memory stays flat under load.
+ * Bytes all writers together may hold while gathering: past it, each writes what it has at once,
+ * so memory is bounded by this budget, not by the number of requests.
  */
-const BUFFER_BUDGET = 8 * 1024 * 1024;
-let activeWriters = 0;
-
-function bufferShare(): number {
-  return Math.max(64 * 1024, Math.min(1024 * 1024, Math.floor(BUFFER_BUDGET / (activeWriters + 1))));
-}
+const GATHER_BUDGET = 16 * 1024 * 1024;
+let gathered = 0;
 
 /**
- * Writes a request body at absolute file offsets without buffering it whole: each batch of
- * chunks goes out as one positional writev. Acknowledged bytes are read back and compared
- * instead (identical → fine; different → 409 and the caller records nothing).
+ * Writes a request body at absolute file offsets without buffering it whole: socket chunks are
+ * gathered into positional writev calls of ≥ 256 KiB (within the shared budget). Acknowledged
+ * bytes are read back and compared instead (identical → fine; different → 409 and the caller
+ * records nothing).
  */
 export class SegmentWriter extends Writable {
   /** Body bytes taken so far. */
   received = 0;
   overLimit = false;
   private readonly rateLimit: ReadRateLimit;
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** File offset of the first pending byte. */
+  private pendingAt: number;
 
   constructor(private readonly options: SegmentWriterOptions) {
-    super({ highWaterMark: bufferShare() });
-    activeWriters++;
-    this.once('close', () => activeWriters--);
+    super({ highWaterMark: 64 * 1024 });
     this.rateLimit = new ReadRateLimit(options.limitRate);
+    this.pendingAt = options.start;
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -68,78 +73,79 @@ export class SegmentWriter extends Writable {
   }
 
   override _final(callback: (error?: Error | null) => void): void {
-    const { handle, durable } = this.options;
-    if (!handle || !durable) return callback();
-    handle.datasync().then(() => callback(), callback);
+    this.writePending()
+      .then(() => (this.options.handle && this.options.flush ? this.options.flush() : undefined))
+      .then(() => callback(), callback);
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    this.drop();
+    callback(error);
   }
 
   private async take(buffers: Buffer[]): Promise<void> {
     const { expectedLength, digesters, softLimit } = this.options;
     let length = 0;
     for (const b of buffers) length += b.length;
-    const offset = this.received;
     this.received += length;
     if (expectedLength !== null && this.received > expectedLength) {
       throw new UploadError(416, `request body is longer than the range (${expectedLength} bytes)`);
     }
     this.options.onReceived?.(this.received);
     for (const d of digesters) for (const b of buffers) d.update(b);
-    if (softLimit > 0 && this.received > softLimit) this.overLimit = true;
-    if (!this.overLimit && this.options.handle) await this.store(buffers, this.options.start + offset, length);
+    if (softLimit > 0 && this.received > softLimit) {
+      this.overLimit = true;
+      this.drop();
+    }
+    if (!this.overLimit && this.options.handle) {
+      this.pending.push(...buffers);
+      this.pendingBytes += length;
+      gathered += length;
+      if (this.pendingBytes >= WRITE_SIZE || gathered > GATHER_BUDGET) await this.writePending();
+    }
     await this.rateLimit.admit(this.received);
   }
 
+  /** Forgets the gathered bytes (and gives their share of the budget back). */
+  private drop(): { buffers: Buffer[]; length: number; at: number } {
+    const out = { buffers: this.pending, length: this.pendingBytes, at: this.pendingAt };
+    gathered -= this.pendingBytes;
+    this.pendingAt += this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return out;
+  }
+
+  private async writePending(): Promise<void> {
+    if (this.pendingBytes === 0) return;
+    const { buffers, length, at } = this.drop();
+    await this.store(buffers, at, length);
+  }
+
   private async store(buffers: Buffer[], position: number, length: number): Promise<void> {
+    const handle = this.options.handle!;
     const span = { start: position, end: position + length - 1 };
     const overlapping = this.options.compare.filter((r) => r.start <= span.end && span.start <= r.end);
-    if (overlapping.length === 0) return writeAll(this.options.handle!, buffers, position);
+    if (overlapping.length === 0) return this.writeAt(handle, buffers, position);
     // Rare path (a retried or overlapping segment): split the batch along acknowledged ranges.
-    const data = buffers.length === 1 ? buffers[0] : Buffer.concat(buffers, length);
+    const data = buffers.length === 1 ? buffers[0]! : Buffer.concat(buffers, length);
     let cursor = position;
     for (const r of overlapping) {
       const from = Math.max(r.start, position);
       const to = Math.min(r.end, span.end);
-      if (from > cursor) await writeAll(this.options.handle!, [data.subarray(cursor - position, from - position)], cursor);
-      await this.compareWithFile(data.subarray(from - position, to - position + 1), from);
+      if (from > cursor) await this.writeAt(handle, [data.subarray(cursor - position, from - position)], cursor);
+      const expected = data.subarray(from - position, to - position + 1);
+      const actual = await readAt(handle, expected.length, from);
+      if (!actual.equals(expected)) {
+        throw new UploadError(409, `bytes ${from}-${to} differ from the bytes already received`);
+      }
       cursor = to + 1;
     }
-    if (cursor <= span.end) await writeAll(this.options.handle!, [data.subarray(cursor - position)], cursor);
+    if (cursor <= span.end) await this.writeAt(handle, [data.subarray(cursor - position)], cursor);
   }
 
-  private async compareWithFile(expected: Buffer, position: number): Promise<void> {
-    const actual = Buffer.allocUnsafe(expected.length);
-    let filled = 0;
-    while (filled < actual.length) {
-      const { bytesRead } = await this.options.handle!.read(actual, filled, actual.length - filled, position + filled);
-      if (bytesRead === 0) break;
-      filled += bytesRead;
-    }
-    if (filled !== expected.length || !actual.equals(expected)) {
-      throw new UploadError(409, `bytes ${position}-${position + expected.length - 1} differ from the bytes already received`);
-    }
+  private writeAt(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
+    this.options.beforeWrite?.();
+    return writeAllAt(handle, buffers, position);
   }
-}
-
-async function writeAll(handle: FileHandle, buffers: Buffer[], position: number): Promise<void> {
-  let pending = buffers;
-  let at = position;
-  while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending, at);
-    at += bytesWritten;
-    pending = dropBytes(pending, bytesWritten);
-  }
-}
-
-function dropBytes(buffers: Buffer[], count: number): Buffer[] {
-  const rest: Buffer[] = [];
-  let skip = count;
-  for (const b of buffers) {
-    if (skip >= b.length) {
-      skip -= b.length;
-      continue;
-    }
-    rest.push(skip > 0 ? b.subarray(skip) : b);
-    skip = 0;
-  }
-  return rest;
 }

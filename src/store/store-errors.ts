@@ -1,10 +1,19 @@
 import { UploadError } from '../protocol/http-errors';
 
-/** A file-system failure of the upload store, as the client's answer (the module's streamed 503, §2.3). */
-export function storeErrorToUpload(err: unknown): never {
-  if (err instanceof UploadError) throw err;
+/**
+ * A file-system failure as the client's answer: a full disk or quota is `507` (nothing was
+ * acknowledged; the same request succeeds once space is freed), a file beyond what the file
+ * system can hold `413`, anything else `503` (the module's streamed 503, §2.3).
+ */
+export function storageError(err: unknown, what = 'the upload store'): UploadError {
+  if (err instanceof UploadError) return err;
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'ENAMETOOLONG') throw new UploadError(400, 'file name too long for the store (shorten the Session-ID)');
-  if (code === 'ENOSPC' || code === 'EDQUOT') throw new UploadError(507, 'the upload store is full');
-  throw new UploadError(503, `the upload store is not writable (${code ?? 'error'})`);
+  if (code === 'ENAMETOOLONG') return new UploadError(400, `file name too long for ${what} (shorten the Session-ID)`);
+  if (code === 'ENOSPC' || code === 'EDQUOT') return new UploadError(507, `${what} is full (${code}); nothing of this request was stored`);
+  if (code === 'EFBIG') return new UploadError(413, `the file is larger than ${what}'s file system can hold`);
+  return new UploadError(503, `${what} is not writable (${code ?? (err as Error).message ?? 'error'})`, { 'Retry-After': '1' });
+}
+
+export function storeErrorToUpload(err: unknown): never {
+  throw storageError(err);
 }

@@ -2,7 +2,8 @@ import type { Middleware } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { UploadError } from '../protocol/http-errors';
 import { parseSessionId } from '../protocol/session-id';
-import { handleRawUpload, isStaleHandoff } from './raw-upload';
+import { handleRawUpload } from './raw-upload';
+import { uploadState } from '../session/model';
 import { lastRawHeader, renderAddHeaders, variableLookup } from './variables';
 import { sendSessionStatus } from './responses';
 import type { UploadServices } from './services';
@@ -51,9 +52,8 @@ async function statusQuery(ctx: Parameters<Middleware>[0], location: LocationCon
   if (value === undefined) throw new UploadError(405, `method ${ctx.req.method} needs a Session-ID header here`, { Allow: 'POST, OPTIONS' });
   const parsed = parseSessionId(value, location.sessionIdMaxLength);
   if (!parsed.ok) throw new UploadError(400, parsed.reason);
-  const record = await services.sessions(location).get(parsed.id);
-  if (!record || record.expiresAt <= Date.now()) throw new UploadError(404, `unknown session ${parsed.id}`);
+  const record = await services.sessions(location).status(parsed.id);
+  if (!record) throw new UploadError(404, `unknown session ${parsed.id}`);
   // A hand-off claimed by a dead process is not in progress: the client should re-send a segment.
-  if (record.handoff && isStaleHandoff(record, location, services)) delete record.handoff;
-  sendSessionStatus(ctx, record);
+  sendSessionStatus(ctx, record, uploadState(record, Date.now(), services.policy(location), services.actor(location)));
 }

@@ -1,4 +1,3 @@
-import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import type { Context } from 'koa';
@@ -11,6 +10,8 @@ import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameAr
 import { statusInRanges } from '../protocol/status-ranges';
 import { FileDigests, type DigestName } from '../store/digests';
 import { ReadRateLimit } from '../store/rate-limit';
+import { unlinkIfOwned, type FileId } from '../store/files';
+import type { OwnFile } from '../store/temp-names';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
 import { receiveBody } from './receive-body';
 import { relayAnswer } from './responses';
@@ -97,8 +98,8 @@ class MultipartUpload {
   private readonly parser: MultipartParser;
   private readonly filter: FieldFilter;
   private readonly digestNames: Set<DigestName>;
-  /** Files of this request still in the store (completed or being written). */
-  private readonly files = new Set<string>();
+  /** Files this request created and that are still in the store (path → identity): only these are ever deleted. */
+  private readonly files = new Map<string, FileId>();
   private fileNumber = 0;
   private headers: PartHeaders = emptyPartHeaders();
   private part: FilePart | FieldPart | null = null;
@@ -176,13 +177,13 @@ class MultipartUpload {
     const h = this.headers;
     if (h.fileName !== '') {
       this.fileNumber++;
-      let created: { path: string; handle: FileHandle };
+      let created: OwnFile;
       try {
-        created = await this.services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess);
+        created = await this.services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess, location.fsync);
       } catch (err) {
         storeErrorToUpload(err);
       }
-      this.files.add(created.path);
+      this.files.set(created.path, created.fileId);
       const fieldName = location.tameArrays && location.setFormFields.length > 0 ? tameArrayName(h.fieldName) : h.fieldName;
       const vars: FileVariables = {
         fieldName,
@@ -262,7 +263,8 @@ class MultipartUpload {
     const handle = part.handle;
     part.handle = null;
     await handle?.close().catch(() => undefined);
-    await fs.rm(part.path, { force: true });
+    const fileId = this.files.get(part.path);
+    if (fileId !== undefined) await unlinkIfOwned(part.path, fileId);
     this.files.delete(part.path);
   }
 
@@ -277,8 +279,8 @@ class MultipartUpload {
 
   /** Removes every file of the request (upload_cleanup). */
   async removeFiles(): Promise<void> {
-    for (const file of [...this.files]) {
-      await fs.rm(file, { force: true }).catch(() => undefined);
+    for (const [file, fileId] of [...this.files]) {
+      await unlinkIfOwned(file, fileId).catch(() => undefined);
       this.files.delete(file);
     }
   }

@@ -1,28 +1,27 @@
-import { promises as fs, constants as fsConstants } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
-import * as path from 'node:path';
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { parseContentDisposition } from '../protocol/content-disposition';
 import { parseContentRange, type SegmentRange } from '../protocol/content-range';
 import { parseSessionId } from '../protocol/session-id';
-import { addRange, intersect, isComplete } from '../protocol/range-set';
+import { intersect } from '../protocol/range-set';
 import { hashedRelativePath } from '../protocol/hash-path';
-import { statusInRanges } from '../protocol/status-ranges';
-import { FormBodyBuilder, rawModeBoundary } from '../protocol/form-body';
-import { UploadError } from '../protocol/http-errors';
-import { storeErrorToUpload } from '../store/store-errors';
+import { rawModeBoundary } from '../protocol/form-body';
+import { retryLater, UploadError } from '../protocol/http-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
-import { SegmentWriter } from '../store/segment-writer';
-import { FileDigests, digestFile } from '../store/digests';
-import { withLock, type Change, type Lease, type SessionRecord } from '../state/types';
-import { makeDirectory, syncDirectory } from '../state/file-session-store';
-import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
+import type { FileMeta, HandoffClaim, SessionRecord } from '../session/model';
+import { storageError } from '../store/store-errors';
+import { SegmentWriter, type Digester } from '../store/segment-writer';
+import { FileDigests, digestFile, type DigestName } from '../store/digests';
+import { unlinkIfOwned } from '../store/files';
+import type { OwnFile } from '../store/temp-names';
+import { BackendUnreachable } from './handoff';
+import { handOffFile } from './complete';
 import { receiveBody } from './receive-body';
-import { appendFileFields, digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
-import { relayAnswer, replayCompletion, retryLater, sendRangeAnswer } from './responses';
+import { digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { relayAnswer, replayCompletion, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
 import { progressOf } from '../progress/tracking';
+import * as path from 'node:path';
 
 /** The upload headers of a raw (non-multipart) request, validated (§3.1–§3.5 with D1, D10–D13). */
 export interface RawUploadHeaders {
@@ -32,9 +31,11 @@ export interface RawUploadHeaders {
   sessionId: string | null;
   range: SegmentRange | null;
   checksum: ExpectedChecksum | null;
+  /** Content-Length, or null for a chunked body. */
+  contentLength: number | null;
 }
 
-export function readRawUploadHeaders(ctx: Context, location: LocationConfig): RawUploadHeaders {
+export function readRawUploadHeaders(ctx: Context, location: LocationConfig, maxFileSize: number): RawUploadHeaders {
   const req = ctx.req;
   const dispositionValue = lastRawHeader(req, 'content-disposition');
   if (dispositionValue === undefined) throw new UploadError(415, 'a raw upload needs a Content-Disposition header');
@@ -70,12 +71,16 @@ export function readRawUploadHeaders(ctx: Context, location: LocationConfig): Ra
     if (location.maxFileSize > 0 && range.total > location.maxFileSize) {
       throw new UploadError(413, `upload total ${range.total} exceeds upload_max_file_size (${location.maxFileSize} bytes)`);
     }
+    // A file the store's file system cannot hold is refused before any write (EFBIG).
+    if (range.total > maxFileSize) throw new UploadError(413, `upload total ${range.total} is larger than the store's file system can hold (${maxFileSize} bytes)`);
     const length = range.end - range.start + 1;
     if (contentLength !== null && contentLength !== length) {
       throw new UploadError(416, `Content-Length ${contentLength} does not match the range length ${length}`);
     }
   } else if (contentLength === 0) {
     throw new UploadError(400, 'empty request body');
+  } else if (contentLength !== null && contentLength > maxFileSize) {
+    throw new UploadError(413, `the body is larger than the store's file system can hold (${maxFileSize} bytes)`);
   }
   return {
     contentType: lastRawHeader(req, 'content-type') ?? '',
@@ -84,47 +89,24 @@ export function readRawUploadHeaders(ctx: Context, location: LocationConfig): Ra
     sessionId,
     range,
     checksum: checksum as ExpectedChecksum | null,
+    contentLength,
   };
 }
 
-/** Raw mode entry point: a resumable segment, or a whole file in one request. */
+/**
+ * Raw mode entry point. With a Session-ID the request is a session's segment: a ranged one, or a
+ * single-shot upload of the whole file (no range), which is a session too, so it owns the file
+ * named after the session like any segment (one owner per data file) and its completion is kept
+ * and replayed like a resumable one (D7, D9). Without a Session-ID: a 10-digit temporary name.
+ */
 export async function handleRawUpload(ctx: Context, location: LocationConfig, services: UploadServices): Promise<void> {
-  const headers = readRawUploadHeaders(ctx, location);
-  if (headers.range && headers.sessionId !== null) return handleSegment(ctx, location, services, headers, headers.sessionId, headers.range);
-  return handleWholeFile(ctx, location, services, headers);
+  const headers = readRawUploadHeaders(ctx, location, services.maxFileSize(location));
+  if (headers.sessionId !== null) return handleSessionUpload(ctx, location, services, headers, headers.sessionId);
+  return handleTemporaryUpload(ctx, location, services, headers);
 }
 
 function sessionDataPath(location: LocationConfig, id: string): string {
   return path.join(location.store.dir, hashedRelativePath(id, location.store.levels));
-}
-
-/** Opens a session's data file, never truncating it (it holds acknowledged segments, §3.7). */
-async function openForWriting(file: string, mode: number, durable: boolean): Promise<FileHandle> {
-  try {
-    return await fs.open(file, fsConstants.O_RDWR); // every segment but a session's first
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const dir = path.dirname(file);
-  await makeDirectory(dir, durable);
-  try {
-    const created = await fs.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT | fsConstants.O_EXCL, mode);
-    // D23: the new directory entry must be durable before any of its bytes are acknowledged.
-    if (durable) await syncDirectory(dir);
-    return created;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return fs.open(file, fsConstants.O_RDWR);
-  }
-}
-
-async function openIfExists(file: string): Promise<FileHandle | null> {
-  try {
-    return await fs.open(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
 }
 
 /** Streams the body through a SegmentWriter and checks length and checksum (D18, D21). */
@@ -133,255 +115,176 @@ async function receiveInto(ctx: Context, location: LocationConfig, writer: Segme
   if (expectedLength !== null && writer.received !== expectedLength) {
     throw new UploadError(416, `request body has ${writer.received} bytes, the range announces ${expectedLength}`);
   }
+  if (writer.received === 0) throw new UploadError(400, 'empty request body');
   if (checksum && checksumDigests) {
     const actual = checksumDigests.finish()[checksum.algorithm];
     if (actual !== checksum.hex) throw new UploadError(460, `${checksum.header} does not match the received bytes`);
   }
 }
 
-export function isStaleHandoff(record: SessionRecord, location: LocationConfig, services: UploadServices): boolean {
-  const claim = record.handoff;
-  if (!claim) return true;
-  if (services.singleInstance(location) && claim.owner !== services.instanceId) return true;
-  return Date.now() - claim.startedAt > location.backendConnectTimeoutMs + location.backendReadTimeoutMs + 10_000;
+/** Body errors as answers: a store failure is 507/503 with its reason, a lost reservation 503. */
+function bodyError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && !(err instanceof UploadError) ? storageError(err) : err;
 }
 
-type SegmentOutcome =
-  | { kind: 'partial'; record: SessionRecord }
-  | { kind: 'replay'; record: SessionRecord }
-  | { kind: 'handoff'; record: SessionRecord };
-
-/** One resumable segment (§3.7–§3.12 with D3, D4, D6–D9, D23). */
-async function handleSegment(ctx: Context, location: LocationConfig, services: UploadServices, headers: RawUploadHeaders, id: string, range: SegmentRange): Promise<void> {
-  const sessions = services.sessions(location);
-  const locker = services.locker(location);
-  const segment = { start: range.start, end: range.end };
-
-  // 1. Find or start the session and claim the segment's bytes. Every write is guarded by the
-  // lock's lease: with shared (Redis) state, an instance that lost it writes nothing (fencing).
-  let reservation: Lease | null = null;
-  const record = await withLock(locker, id, async (lease) => {
-    const now = Date.now();
-    let current = await sessions.get(id);
-    if (current && current.expiresAt <= now) {
-      await services.expireSession(current, sessions, [lease]);
-      current = undefined;
-    }
-    if (current && current.total !== range.total) {
-      throw new UploadError(409, current.completion
-        ? `session ${id} already completed an upload of ${current.total} bytes`
-        : `total ${range.total} differs from the session's total ${current.total}`);
-    }
-    if (current?.handoff && !current.completion && !isStaleHandoff(current, location, services)) {
-      throw retryLater('the upload is being handed to the backend; retry shortly');
-    }
-    if (!current) {
-      const dataPath = sessionDataPath(location, id);
-      // D9: a new session never inherits bytes of an older upload with the same id.
-      await fs.rm(dataPath, { force: true }).catch(storeErrorToUpload);
-      current = {
-        id, total: range.total, ranges: [], dataPath,
-        fileName: headers.fileName, contentType: headers.contentType, fieldName: headers.fieldName,
-        createdAt: now, updatedAt: now, expiresAt: now + location.sessionTimeoutMs,
-      };
-      await sessions.put(current, [lease]);
-    }
-    reservation = await locker.reserve(id, segment);
-    if (!reservation) throw retryLater('the range overlaps a segment of this session still in flight');
-    return current;
-  });
-
+/** A segment of a session, or a single-shot upload into the session's file (§3.6–§3.12 with D3, D4, D6–D9, D23). */
+async function handleSessionUpload(ctx: Context, location: LocationConfig, services: UploadServices, headers: RawUploadHeaders, id: string): Promise<void> {
+  const engine = services.sessions(location);
+  const policy = services.policy(location);
+  const { range } = headers;
+  const singleShot = range === null;
+  const meta: FileMeta = { fileName: headers.fileName, contentType: headers.contentType, fieldName: headers.fieldName };
+  // A single-shot upload of unknown length (chunked) learns its total at the end.
+  const total = range ? range.total : headers.contentLength;
+  const ticket = await engine.begin(
+    {
+      id, meta, total, dataPath: sessionDataPath(location, id),
+      start: range ? range.start : 0,
+      end: range ? range.end : total !== null ? total - 1 : Number.MAX_SAFE_INTEGER,
+    },
+    policy,
+  );
   // Upload progress (track_uploads): the session's entry starts from what the gateway holds.
   const progress = progressOf(ctx);
-  progress?.acknowledge(record.ranges);
+  progress?.acknowledge(ticket.record.ranges);
+  const knownTotal = ticket.record.total;
+  const expectedLength = range ? range.end - range.start + 1 : knownTotal;
+  const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
+  // Digests: a single-shot upload streams the whole file; a segment continues an in-order digest.
+  const wholeFile = singleShot ? new FileDigests(digestsNeeded(location)) : null;
+  const digestKey = `${id}\0${ticket.record.createdAt}`;
+  const compare = intersect(ticket.record.ranges, knownTotal === null ? ticket.range : { start: ticket.range.start, end: Math.min(ticket.range.end, knownTotal - 1) });
+  const inOrder = singleShot || ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, ticket.range.start, digestsNeeded(location));
+  const digesters: Digester[] = [...(checksumDigests?.digesters() ?? []), ...(wholeFile?.digesters() ?? []), ...(inOrder?.digesters() ?? [])];
+  const writer = new SegmentWriter({
+    handle: ticket.file?.handle ?? null, start: ticket.range.start, expectedLength, compare, digesters,
+    limitRate: location.limitRate, softLimit: singleShot ? location.maxFileSize : 0,
+    beforeWrite: () => ticket.fence.check(),
+    flush: policy.durable && ticket.file ? () => ticket.file!.flush() : undefined,
+    onReceived: progress ? (n) => progress.bytes(n) : undefined,
+  });
+  // A reservation lost mid-stream (shared state: not renewed in time, another instance may own
+  // the range now): stop writing at once; the segment is not recorded.
+  const stopWriting = () => writer.destroy(ticket.fence.lost.reason as Error);
+  if (ticket.fence.lost.aborted) stopWriting();
+  else ticket.fence.lost.addEventListener('abort', stopWriting);
+
+  let outcome;
   try {
-    // 2. Receive the bytes: new ones written, acknowledged ones compared (D4).
-    const alreadyComplete = isComplete(record.ranges, record.total);
-    let handle: FileHandle | null;
     try {
-      handle = alreadyComplete ? await openIfExists(record.dataPath) : await openForWriting(record.dataPath, location.storeAccess, location.fsync);
+      await receiveInto(ctx, location, writer, expectedLength, headers.checksum, checksumDigests);
     } catch (err) {
-      storeErrorToUpload(err);
-    }
-    const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
-    const compare = intersect(record.ranges, segment);
-    const digestKey = `${id}\0${record.createdAt}`;
-    const fileDigests = alreadyComplete || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, range.start, digestsNeeded(location));
-    const writer = new SegmentWriter({
-      handle, start: range.start, expectedLength: range.end - range.start + 1, compare,
-      digesters: [...(checksumDigests?.digesters() ?? []), ...(fileDigests?.digesters() ?? [])],
-      limitRate: location.limitRate, softLimit: 0, durable: location.fsync,
-      onReceived: progress ? (n) => progress.bytes(n) : undefined,
-    });
-    // A reservation lost mid-stream (shared state: not renewed in time, another instance may own
-    // the range now): stop writing at once; the segment is not recorded.
-    const held = reservation as Lease | null;
-    const stopWriting = () => writer.destroy(retryLater('the reservation of this segment was lost; send it again'));
-    if (held?.lost.aborted) stopWriting();
-    else held?.lost.addEventListener('abort', stopWriting);
-    try {
-      await receiveInto(ctx, location, writer, range.end - range.start + 1, headers.checksum, checksumDigests);
-    } catch (err) {
-      if (fileDigests) services.inOrderDigests.abandon(digestKey);
-      throw err;
+      throw bodyError(err);
     } finally {
-      held?.lost.removeEventListener('abort', stopWriting);
-      await handle?.close();
+      ticket.fence.lost.removeEventListener('abort', stopWriting);
     }
-
-    // 3. Record the segment (D23: only now is it acknowledged) and decide what answers it: the
-    // merge and the hand-off claim are one atomic update of the record, made only while this
-    // request still holds the lock and its reservation, so exactly one segment claims the hand-off
-    // (D7) whichever instance it reached.
-    let outcome: SegmentOutcome;
-    try {
-      outcome = await withLock(locker, id, (lease) =>
-        sessions.update(id, (current): Change<SegmentOutcome> => {
-          const now = Date.now();
-          if (!current || current.createdAt !== record.createdAt) {
-            throw new UploadError(409, `session ${id} expired while the segment was being received`);
-          }
-          if (isComplete(current.ranges, current.total)) {
-            if (current.completion) return { result: { kind: 'replay', record: current } };
-            if (current.handoff && !isStaleHandoff(current, location, services)) throw retryLater('the upload is being handed to the backend; retry shortly');
-          } else {
-            current.ranges = addRange(current.ranges, segment);
-            current.expiresAt = now + location.sessionTimeoutMs;
-          }
-          // The completing segment's headers describe the file (as the module reports them).
-          current.fileName = headers.fileName;
-          current.contentType = headers.contentType;
-          current.fieldName = headers.fieldName;
-          current.updatedAt = now;
-          const complete = isComplete(current.ranges, current.total);
-          if (complete) current.handoff = { owner: services.instanceId, startedAt: now };
-          return { record: current, result: { kind: complete ? 'handoff' : 'partial', record: current } };
-        }, reservation ? [lease, reservation] : [lease]),
-      );
-    } catch (err) {
-      if (fileDigests) services.inOrderDigests.abandon(digestKey);
-      throw err;
+    if (writer.overLimit) {
+      // upload_max_file_size is soft here (§3.16): the file is dropped, the form still goes out.
+      await engine.abort(ticket, policy);
+      return handOffDropped(ctx, location, services, meta);
     }
-    if (fileDigests) services.inOrderDigests.commit(digestKey, range.end);
-    progress?.acknowledge(outcome.record.ranges);
-
-    const addHeaders = renderAddHeaders(location, variableLookup(ctx.req, segmentVariables(outcome.record, range, 1)));
-    if (outcome.kind === 'partial') return sendRangeAnswer(ctx, 201, outcome.record, location, addHeaders);
-    if (outcome.kind === 'replay') {
-      progress?.completed(outcome.record.completion!.status);
-      return replayCompletion(ctx, outcome.record.completion!, addHeaders);
-    }
-    await reservation!.release();
-    reservation = null;
-    return await handOffSession(ctx, location, services, outcome.record, range, addHeaders);
-  } finally {
-    await (reservation as Lease | null)?.release();
+    outcome = await engine.commit(ticket, { total: knownTotal ?? writer.received, meta }, policy);
+  } catch (err) {
+    if (inOrder) services.inOrderDigests.abandon(digestKey);
+    await engine.abort(ticket, policy).catch((e) => services.log.warn({ session: id, err: (e as Error).message }, 'releasing a failed segment failed'));
+    throw err;
   }
+  if (inOrder) services.inOrderDigests.commit(digestKey, ticket.range.end);
+  progress?.acknowledge(outcome.record.ranges);
+
+  // $upload_content_range: the segment's range; a single-shot upload's is the module's off-by-one
+  // form after the data and `bytes 0-0/0` before it (Q29).
+  const contentRange = singleShot ? `bytes 0-${writer.received}/${writer.received}` : `bytes ${range!.start}-${range!.end}/${range!.total}`;
+  const vars = sessionVariables(outcome.record, contentRange);
+  if (outcome.kind === 'partial') return sendRangeAnswer(ctx, 201, outcome.record, location, renderAddHeaders(location, variableLookup(ctx.req, vars)));
+  if (outcome.kind === 'replay') {
+    progress?.completed(outcome.record.completion!.status);
+    return replayCompletion(ctx, outcome.record.completion!, renderAddHeaders(location, variableLookup(ctx.req, vars)));
+  }
+  const streamed = wholeFile && writer.received === outcome.record.total ? wholeFile.finish() : null;
+  return completeSession(ctx, location, services, outcome.record, outcome.claim, singleShot ? { ...vars, contentRange: 'bytes 0-0/0' } : vars, contentRange, streamed);
 }
 
-function segmentVariables(record: SessionRecord, range: SegmentRange, fileNumber: number): FileVariables {
+function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {
   return {
     fieldName: record.fieldName,
     fileName: record.fileName,
     contentType: record.contentType,
     tmpPath: record.dataPath,
-    fileNumber,
-    contentRange: `bytes ${range.start}-${range.end}/${range.total}`,
+    fileNumber: 1,
+    contentRange,
   };
 }
 
-/** Completion: the generated form goes to the backend exactly once (D6, D7). */
-async function handOffSession(ctx: Context, location: LocationConfig, services: UploadServices, record: SessionRecord, range: SegmentRange, addHeaders: Array<[string, string]>): Promise<void> {
-  const sessions = services.sessions(location);
+/**
+ * Completion of a session: the generated form goes to the backend exactly once (D6, D7). Any
+ * failure drops the hand-off claim at once, so the client's retry hands off again (a failed
+ * attempt never blocks the session longer than the attempt itself).
+ */
+async function completeSession(
+  ctx: Context,
+  location: LocationConfig,
+  services: UploadServices,
+  record: SessionRecord,
+  claim: HandoffClaim,
+  vars: FileVariables,
+  contentRange: string,
+  streamedDigests: Partial<Record<DigestName, string>> | null,
+): Promise<void> {
+  const engine = services.sessions(location);
+  const policy = services.policy(location);
   const boundary = rawModeBoundary(services.counter.take());
-  const vars = segmentVariables(record, range, 1);
-  const form = new FormBodyBuilder(boundary);
-  const lookup = variableLookup(ctx.req, vars);
-  appendFileFields(form, location.setFormFields, lookup);
-  const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
-  vars.digests = await digestFile(record.dataPath, digestsNeeded(location), resume);
-  vars.size = record.total;
-  appendFileFields(form, location.aggregateFormFields, lookup);
-  checkOutputLimit(form, location);
-
-  let answer: BackendAnswer;
+  let handOff;
   try {
-    answer = await callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
+    const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
+    const digests = streamedDigests ?? (await digestFile(record.dataPath, digestsNeeded(location), resume));
+    handOff = await handOffFile(ctx, location, boundary, vars, { digests, size: record.total!, contentRange });
   } catch (err) {
+    await engine.releaseHandoff(record, claim, policy).catch(() => undefined);
     if (!(err instanceof BackendUnreachable)) throw err;
     // D7: keep the complete upload; the client's retry of any segment re-attempts the hand-off.
-    const claim = record.handoff;
-    await withLock(services.locker(location), record.id, (lease) =>
-      sessions.update(record.id, (current): Change<void> => {
-        if (!current?.handoff || current.handoff.owner !== claim?.owner || current.handoff.startedAt !== claim.startedAt) return { result: undefined };
-        delete current.handoff;
-        return { record: current, result: undefined };
-      }, [lease]),
-    );
     services.log.warn({ session: record.id, err: err.message }, 'backend unreachable; upload kept for a retry');
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
-
+  const { answer, addHeaders, cleanup } = handOff;
   progressOf(ctx)?.completed(answer.status);
-  const fileRemoved = statusInRanges(answer.status, location.cleanup);
-  if (fileRemoved) await fs.rm(record.dataPath, { force: true });
-  await withLock(services.locker(location), record.id, (lease) =>
-    sessions.update(record.id, (stored): Change<void> => {
-      // The first stored answer stays (a second hand-off can only follow a claim that went stale).
-      if (stored?.completion) return { result: undefined };
-      const current = stored ?? record;
-      const now = Date.now();
-      delete current.handoff;
-      current.completion = {
-        status: answer.status,
-        statusMessage: answer.statusMessage,
-        headers: answer.headers,
-        bodyBase64: answer.body ? answer.body.toString('base64') : null,
-        completedAt: now,
-        fileRemoved,
-      };
-      current.expiresAt = now + location.completedRetentionMs;
-      return { record: current, result: undefined };
-    }, [lease]),
-  );
+  await engine.finishHandoff(record, claim, {
+    status: answer.status,
+    statusMessage: answer.statusMessage,
+    headers: answer.headers,
+    bodyBase64: answer.body ? answer.body.toString('base64') : null,
+    completedAt: Date.now(),
+    fileRemoved: cleanup,
+  }, policy);
   relayAnswer(ctx, answer, addHeaders);
 }
 
-function checkOutputLimit(form: FormBodyBuilder, location: LocationConfig): void {
-  if (location.maxOutputBodyLen > 0 && form.length > location.maxOutputBodyLen) {
-    throw new UploadError(413, `generated form (${form.length} bytes) exceeds upload_max_output_body_len (${location.maxOutputBodyLen})`);
+/** A single-shot upload whose file was dropped (soft `upload_max_file_size`): the form still goes, without the file. */
+async function handOffDropped(ctx: Context, location: LocationConfig, services: UploadServices, meta: FileMeta): Promise<void> {
+  const vars: FileVariables = { ...meta, tmpPath: '', fileNumber: 1, contentRange: 'bytes 0-0/0' };
+  const boundary = rawModeBoundary(services.counter.take());
+  try {
+    const { answer, addHeaders } = await handOffFile(ctx, location, boundary, vars, null);
+    relayAnswer(ctx, answer, addHeaders);
+  } catch (err) {
+    if (!(err instanceof BackendUnreachable)) throw err;
+    throw new UploadError(502, `the backend is unreachable (${err.message})`);
   }
 }
 
-/** A whole file in one request: with a Session-ID into the session's file, else a 10-digit temporary name (§3.6). */
-async function handleWholeFile(ctx: Context, location: LocationConfig, services: UploadServices, headers: RawUploadHeaders): Promise<void> {
+/** A whole file in one request without a Session-ID: a new 10-digit temporary name (§3.6, §4.7). */
+async function handleTemporaryUpload(ctx: Context, location: LocationConfig, services: UploadServices, headers: RawUploadHeaders): Promise<void> {
   // The module takes the boundary number before it creates the file (§4.7).
   const boundary = rawModeBoundary(services.counter.take());
-  let file: { path: string; handle: FileHandle };
+  let file: OwnFile;
   try {
-    if (headers.sessionId !== null) {
-      const id = headers.sessionId;
-      const sessions = services.sessions(location);
-      await withLock(services.locker(location), id, async (lease) => {
-        const existing = await sessions.get(id);
-        if (!existing) return;
-        // An expired session goes now: the sweep would otherwise delete this upload's file later.
-        if (existing.expiresAt <= Date.now()) return services.expireSession(existing, sessions, [lease]);
-        // A completed upload is kept (and replayed, D7) for the retention time: never overwrite it.
-        throw new UploadError(409, existing.completion
-          ? `session ${id} completed an upload that is kept until upload_completed_retention ends`
-          : `session ${id} has a resumable upload in progress`);
-      });
-      const target = sessionDataPath(location, headers.sessionId);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      // Q10 fixed: the file starts empty, no stale tail from an older upload.
-      file = { path: target, handle: await fs.open(target, 'w', location.storeAccess) };
-    } else {
-      file = await services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess);
-    }
+    file = await services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess, location.fsync);
   } catch (err) {
-    storeErrorToUpload(err);
+    throw storageError(err);
   }
+  // Clean-up only ever deletes what this request created.
+  const remove = () => unlinkIfOwned(file.path, file.fileId).catch(() => false);
 
   const digests = new FileDigests(digestsNeeded(location));
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
@@ -389,56 +292,36 @@ async function handleWholeFile(ctx: Context, location: LocationConfig, services:
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
     digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],
-    limitRate: location.limitRate, softLimit: location.maxFileSize, durable: location.fsync,
+    limitRate: location.limitRate, softLimit: location.maxFileSize,
+    flush: location.fsync ? () => file.handle.datasync() : undefined,
     onReceived: progress ? (n) => progress.bytes(n) : undefined,
   });
   try {
     await receiveInto(ctx, location, writer, null, headers.checksum, checksumDigests);
   } catch (err) {
     await file.handle.close();
-    await fs.rm(file.path, { force: true });
-    throw err;
+    await remove();
+    throw bodyError(err);
   }
   await file.handle.close();
-  if (writer.received === 0) {
-    await fs.rm(file.path, { force: true });
-    throw new UploadError(400, 'empty request body');
-  }
-
   const vars: FileVariables = {
     fieldName: headers.fieldName, fileName: headers.fileName, contentType: headers.contentType,
     tmpPath: file.path, fileNumber: 1, contentRange: 'bytes 0-0/0',
   };
-  const lookup = variableLookup(ctx.req, vars);
-  const form = new FormBodyBuilder(boundary);
-  const beforeFile = form.checkpoint();
-  appendFileFields(form, location.setFormFields, lookup);
-  if (writer.overLimit) {
-    // upload_max_file_size is soft here (§3.16): the file is dropped, the form still goes out.
-    form.rollback(beforeFile);
-    await fs.rm(file.path, { force: true });
-  } else {
-    vars.digests = digests.finish();
-    vars.size = writer.received;
-    vars.contentRange = `bytes 0-${writer.received}/${writer.received}`;
-    appendFileFields(form, location.aggregateFormFields, lookup);
-  }
-  const addHeaders = renderAddHeaders(location, lookup);
+  if (writer.overLimit) await remove();
+  const result = writer.overLimit ? null : { digests: digests.finish(), size: writer.received, contentRange: `bytes 0-${writer.received}/${writer.received}` };
+  let handOff;
   try {
-    checkOutputLimit(form, location);
+    handOff = await handOffFile(ctx, location, boundary, vars, result);
   } catch (err) {
-    await fs.rm(file.path, { force: true });
-    throw err;
-  }
-
-  let answer: BackendAnswer;
-  try {
-    answer = await callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
-  } catch (err) {
-    if (!(err instanceof BackendUnreachable)) throw err;
-    if (statusInRanges(502, location.cleanup)) await fs.rm(file.path, { force: true });
+    if (!(err instanceof BackendUnreachable)) {
+      await remove();
+      throw err;
+    }
+    // As the module: the answer is a 502, and upload_cleanup decides about the file.
+    if (location.cleanup.some(([lo, hi]) => lo <= 502 && 502 <= hi)) await remove();
     throw new UploadError(502, `the backend is unreachable (${err.message})`);
   }
-  if (statusInRanges(answer.status, location.cleanup)) await fs.rm(file.path, { force: true });
-  relayAnswer(ctx, answer, addHeaders);
+  if (handOff.cleanup) await remove();
+  relayAnswer(ctx, handOff.answer, handOff.addHeaders);
 }

@@ -1,14 +1,8 @@
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { formatRangeList, formatRangeListFull } from '../protocol/range-set';
-import { UploadError } from '../protocol/http-errors';
-import type { CompletionRecord, SessionRecord } from '../state/types';
+import type { CompletionRecord, SessionRecord } from '../session/model';
 import type { BackendAnswer } from './handoff';
-
-/** 503 + Retry-After: the client should simply send the same request again (D4, D7). */
-export function retryLater(reason: string): UploadError {
-  return new UploadError(503, reason, { 'Retry-After': '1' });
-}
 
 function applyHeaders(ctx: Context, headers: ReadonlyArray<readonly [string, string]>): void {
   for (const [name, value] of headers) ctx.append(name, value);
@@ -19,7 +13,7 @@ function applyHeaders(ctx: Context, headers: ReadonlyArray<readonly [string, str
  * body; no Content-Type, no trailing newline, truncated like the module (Q7).
  */
 export function sendRangeAnswer(ctx: Context, status: number, record: SessionRecord, location: LocationConfig, addHeaders: Array<[string, string]>): void {
-  const text = formatRangeList(record.ranges, record.total, location.rangeHeaderBufferSize);
+  const text = formatRangeList(record.ranges, record.total ?? 0, location.rangeHeaderBufferSize);
   ctx.status = status;
   applyHeaders(ctx, addHeaders);
   if (text) ctx.set('Range', text);
@@ -28,12 +22,12 @@ export function sendRangeAnswer(ctx: Context, status: number, record: SessionRec
 }
 
 /** D22: the session's ranges, never truncated, plus totals and state. */
-export function sendSessionStatus(ctx: Context, record: SessionRecord): void {
-  const text = formatRangeListFull(record.ranges, record.total);
+export function sendSessionStatus(ctx: Context, record: SessionRecord, state: 'incomplete' | 'handing-off' | 'complete'): void {
+  const text = record.total === null ? '' : formatRangeListFull(record.ranges, record.total);
   ctx.status = 200;
   if (text) ctx.set('Range', text);
-  ctx.set('X-Upload-Total', String(record.total));
-  ctx.set('X-Upload-State', record.completion ? 'complete' : record.handoff ? 'handing-off' : 'incomplete');
+  if (record.total !== null) ctx.set('X-Upload-Total', String(record.total));
+  ctx.set('X-Upload-State', state);
   if (record.completion) ctx.set('X-Upload-Backend-Status', String(record.completion.status));
   ctx.body = Buffer.from(text, 'latin1');
   ctx.remove('Content-Type');

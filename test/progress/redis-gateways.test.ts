@@ -25,7 +25,7 @@ beforeAll(async () => {
     startTestGateway({
       locationBody: `${DEFAULT_LOCATION.replace(/__STORE__/g, store)}\n    track_uploads proxied 5s;\n`,
       topLevel: `upload_state_redis ${redis.url};\nupload_progress proxied 1m;\nlocation = /p-json { upload_progress_json_output; report_uploads proxied; }\nlocation ^~ /progress { report_uploads proxied; }\n`,
-      gatewayOptions: { redis: { prefix: 'progress-pair:', lockTtlMs: 2000, reserveTtlMs: 1500 } },
+      gatewayOptions: { redis: { prefix: 'progress-pair:', reserveTtlMs: 1500 } },
     });
   a = await replica();
   b = await replica();

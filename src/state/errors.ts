@@ -1,0 +1,15 @@
+/** The shared state (Redis) cannot be reached or answered an error: the client should retry (503). */
+export class StateUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StateUnavailableError';
+  }
+}
+
+/** A write on behalf of a reservation that is no longer held (fencing): nothing was written. */
+export class LeaseLostError extends StateUnavailableError {
+  constructor(message = 'the reservation of this segment was lost (expired or taken over); nothing was recorded, send it again') {
+    super(message);
+    this.name = 'LeaseLostError';
+  }
+}

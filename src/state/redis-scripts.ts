@@ -1,0 +1,278 @@
+/**
+ * The session rules of `session/model.ts`, run inside Redis so that several gateway instances
+ * decide atomically: one script admits a segment (reserve-and-read), one acknowledges it (the
+ * fenced commit), so a segment costs two round trips. The contract suite runs the same scenarios
+ * against these scripts and the file engine, and a property test compares both with the model.
+ *
+ * A session is a hash `s:<id>`: total ('' unknown), ranges (`s-e,s-e`, decimal, ascending,
+ * disjoint, non-adjacent), dataPath, fileId ('' none yet), replaces, fileName, contentType,
+ * fieldName, createdAt, updatedAt, expiresAt, claimOwner/claimAt (the hand-off claim), completion
+ * (JSON, opaque here). Reservations: set `rs:<id>` of tokens, each `rv:<token>` = `start-end` with
+ * a time to live. Tombstones: hash `t:<id>` (dataPath, fileId, retiredAt), listed in `tombs`.
+ * Numbers stay below 2^53 and are printed with %.0f (Lua's tostring would round them).
+ */
+
+const PRELUDE = `
+local function num(x) return string.format('%.0f', x) end
+local function load(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local r = {}
+  for i = 1, #flat, 2 do r[flat[i]] = flat[i + 1] end
+  return r
+end
+local function parse_ranges(text)
+  local out = {}
+  if text == nil or text == '' then return out end
+  for s, e in string.gmatch(text, '(%d+)%-(%d+)') do out[#out + 1] = { tonumber(s), tonumber(e) } end
+  return out
+end
+local function format_ranges(list)
+  local parts = {}
+  for i, r in ipairs(list) do parts[i] = num(r[1]) .. '-' .. num(r[2]) end
+  return table.concat(parts, ',')
+end
+-- addRange of protocol/range-set.ts: merge with every range it overlaps or touches.
+local function add_range(list, s, e)
+  local out, placed = {}, false
+  for _, r in ipairs(list) do
+    if r[2] + 1 < s then
+      out[#out + 1] = r
+    elseif e + 1 < r[1] then
+      if not placed then out[#out + 1] = { s, e }; placed = true end
+      out[#out + 1] = r
+    else
+      if r[1] < s then s = r[1] end
+      if r[2] > e then e = r[2] end
+    end
+  end
+  if not placed then out[#out + 1] = { s, e } end
+  table.sort(out, function(a, b) return a[1] < b[1] end)
+  return out
+end
+local function complete(rec)
+  if rec.total == nil or rec.total == '' then return false end
+  local list = parse_ranges(rec.ranges)
+  return #list == 1 and list[1][1] == 0 and list[1][2] == tonumber(rec.total) - 1
+end
+local function has_completion(rec) return rec.completion ~= nil and rec.completion ~= '' end
+local function claim_live(rec, now, handoff_timeout, instance, single)
+  if rec.claimOwner == nil or rec.claimOwner == '' or has_completion(rec) then return false end
+  if single == '1' and rec.claimOwner ~= instance then return false end
+  return now - tonumber(rec.claimAt) <= handoff_timeout
+end
+-- Live reservations of a session (dead tokens are dropped), as { token, start, end }.
+local function live_reservations(index, prefix)
+  local out = {}
+  for _, token in ipairs(redis.call('SMEMBERS', index)) do
+    local v = redis.call('GET', prefix .. token)
+    if not v then
+      redis.call('SREM', index, token)
+    else
+      local dash = string.find(v, '-', 1, true)
+      out[#out + 1] = { token, tonumber(string.sub(v, 1, dash - 1)), tonumber(string.sub(v, dash + 1)) }
+    end
+  end
+  return out
+end
+local function flat(rec)
+  local out = {}
+  for k, v in pairs(rec) do out[#out + 1] = k; out[#out + 1] = v end
+  return out
+end
+`;
+
+/**
+ * decideBegin. KEYS: s, rs, rv (the new reservation's key), ids, t.
+ * ARGV: now, start, end, total ('' unknown), id, dataPath, fileName, contentType, fieldName,
+ * sessionTimeoutMs, handoffTimeoutMs, instance, single ('1'/'0'), reservation ttl ms, token,
+ * reservation key prefix.
+ * → {'expired', record…} | {'refuse', status, reason} | {'ok', created '1'|'0', reserved 's-e', record…}
+ */
+export const BEGIN = `${PRELUDE}
+local now = tonumber(ARGV[1])
+local rec = load(KEYS[1])
+local total = ARGV[4]
+if rec then
+  if tonumber(rec.expiresAt) <= now then return { 'expired', flat(rec) } end
+  if rec.total == '' then return { 'refuse', '503', 'a single-shot upload of this session is in flight' } end
+  if total ~= '' and rec.total ~= total then
+    if has_completion(rec) then
+      return { 'refuse', '409', 'session ' .. ARGV[5] .. ' already completed an upload of ' .. rec.total .. ' bytes' }
+    end
+    return { 'refuse', '409', 'total ' .. total .. ' differs from the session\\'s total ' .. rec.total }
+  end
+  if claim_live(rec, now, tonumber(ARGV[11]), ARGV[12], ARGV[13]) then
+    return { 'refuse', '503', 'the upload is being handed to the backend; retry shortly' }
+  end
+  total = rec.total
+end
+local s, e
+if total == '' then
+  s, e = 0, 9007199254740991
+elseif ARGV[4] == '' then
+  s, e = 0, tonumber(total) - 1
+else
+  s, e = tonumber(ARGV[2]), tonumber(ARGV[3])
+end
+local live = live_reservations(KEYS[2], ARGV[16])
+for _, r in ipairs(live) do
+  if r[2] <= e and s <= r[3] then return { 'refuse', '503', 'the range overlaps a segment of this session still in flight' } end
+end
+local created = '0'
+if rec then
+  -- Its creator is still making the data file: wait for it.
+  if rec.fileId == '' and #live > 0 and not complete(rec) then
+    return { 'refuse', '503', 'the session is being created; retry shortly' }
+  end
+else
+  local replaces = ''
+  local tomb = load(KEYS[5])
+  if tomb and tomb.dataPath == ARGV[6] then replaces = tomb.fileId end
+  rec = { id = ARGV[5], total = ARGV[4], ranges = '', dataPath = ARGV[6], fileId = '', replaces = replaces,
+    fileName = ARGV[7], contentType = ARGV[8], fieldName = ARGV[9],
+    createdAt = ARGV[1], updatedAt = ARGV[1], expiresAt = num(now + tonumber(ARGV[10])) }
+  redis.call('HSET', KEYS[1], unpack(flat(rec)))
+  redis.call('SADD', KEYS[4], ARGV[5])
+  created = '1'
+end
+local ttl = tonumber(ARGV[14])
+redis.call('SET', KEYS[3], num(s) .. '-' .. num(e), 'PX', ttl)
+redis.call('SADD', KEYS[2], ARGV[15])
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+return { 'ok', created, num(s) .. '-' .. num(e), flat(rec) }
+`;
+
+/**
+ * The data file of a new session exists: its identity. Fenced by the creator's reservation.
+ * KEYS: s, rv, t. ARGV: createdAt, fileId. → 'ok' | 'fenced' | 'gone'
+ */
+export const RECORD_FILE = `${PRELUDE}
+if redis.call('EXISTS', KEYS[2]) == 0 then return 'fenced' end
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[1] then return 'gone' end
+redis.call('HSET', KEYS[1], 'fileId', ARGV[2], 'replaces', '')
+redis.call('DEL', KEYS[3])
+return 'ok'
+`;
+
+/**
+ * decideCommit, fenced by the segment's reservation (consumed here).
+ * KEYS: s, rv, rs. ARGV: token, createdAt, start, end, total, now, sessionTimeoutMs,
+ * handoffTimeoutMs, instance, single, fileName, contentType, fieldName.
+ * → {'fenced'} | {'refuse', status, reason} | {'replay'|'partial'|'handoff', record…}
+ */
+export const COMMIT = `${PRELUDE}
+if redis.call('EXISTS', KEYS[2]) == 0 then return { 'fenced' } end
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+local now = tonumber(ARGV[6])
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[2] or tonumber(rec.expiresAt) <= now then
+  return { 'refuse', '409', 'the session expired while the segment was being received' }
+end
+if complete(rec) then
+  if has_completion(rec) then return { 'replay', flat(rec) } end
+  if claim_live(rec, now, tonumber(ARGV[8]), ARGV[9], ARGV[10]) then
+    return { 'refuse', '503', 'the upload is being handed to the backend; retry shortly' }
+  end
+else
+  if rec.total == '' then rec.total = ARGV[5] end
+  rec.ranges = format_ranges(add_range(parse_ranges(rec.ranges), tonumber(ARGV[3]), tonumber(ARGV[4])))
+  rec.updatedAt = ARGV[6]
+  rec.expiresAt = num(now + tonumber(ARGV[7]))
+end
+local kind = 'partial'
+if complete(rec) then
+  kind = 'handoff'
+  rec.claimOwner = ARGV[9]
+  rec.claimAt = ARGV[6]
+  rec.fileName = ARGV[11]
+  rec.contentType = ARGV[12]
+  rec.fieldName = ARGV[13]
+  rec.updatedAt = ARGV[6]
+end
+redis.call('HSET', KEYS[1], unpack(flat(rec)))
+return { kind, flat(rec) }
+`;
+
+/**
+ * A failed segment: release its reservation; report whether the session never got a byte and
+ * has nothing else in flight (then the caller removes its file and `DISCARD`s it).
+ * KEYS: s, rv, rs. ARGV: token, reservation key prefix. → 'unused' | 'kept'
+ */
+export const ABORT = `${PRELUDE}
+redis.call('DEL', KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[1])
+local rec = load(KEYS[1])
+if not rec or rec.ranges ~= '' or has_completion(rec) then return 'kept' end
+if #live_reservations(KEYS[3], ARGV[2]) > 0 then return 'kept' end
+return 'unused'
+`;
+
+/**
+ * Removes a session that never got a byte (its file already removed), if it still is one.
+ * KEYS: s, rs, ids. ARGV: createdAt, id, reservation key prefix. → 1 | 0
+ */
+export const DISCARD = `${PRELUDE}
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[1] or rec.ranges ~= '' or has_completion(rec) then return 0 end
+if #live_reservations(KEYS[2], ARGV[3]) > 0 then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+return 1
+`;
+
+/**
+ * decideFinish: the backend's answer. KEYS: s. ARGV: createdAt, completion JSON, expiresAt. → 1 | 0
+ */
+export const FINISH = `${PRELUDE}
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[1] or has_completion(rec) then return 0 end
+redis.call('HSET', KEYS[1], 'completion', ARGV[2], 'expiresAt', ARGV[3])
+redis.call('HDEL', KEYS[1], 'claimOwner', 'claimAt')
+return 1
+`;
+
+/** decideRelease. KEYS: s. ARGV: createdAt, owner, at. → 1 | 0 */
+export const RELEASE = `${PRELUDE}
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[1] or rec.claimOwner ~= ARGV[2] or rec.claimAt ~= ARGV[3] then return 0 end
+redis.call('HDEL', KEYS[1], 'claimOwner', 'claimAt')
+return 1
+`;
+
+/**
+ * The sweep: expire (remove) or retire (remove, leaving the tombstone) a session that is still
+ * the expired one the caller saw. KEYS: s, rs, ids, t, tombs. ARGV: createdAt, now, id,
+ * 'expire'|'retire', retiredAt. → 1 | 0
+ */
+export const SWEEP = `${PRELUDE}
+local rec = load(KEYS[1])
+if not rec or rec.createdAt ~= ARGV[1] or tonumber(rec.expiresAt) > tonumber(ARGV[2]) then return 0 end
+if ARGV[4] == 'retire' then
+  redis.call('HSET', KEYS[4], 'dataPath', rec.dataPath, 'fileId', rec.fileId, 'retiredAt', ARGV[5])
+  redis.call('SADD', KEYS[5], ARGV[3])
+end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SREM', KEYS[3], ARGV[3])
+return 1
+`;
+
+/** Drops a tombstone whose file the backend took. KEYS: t, tombs. ARGV: fileId, id. → 1 | 0 */
+export const DROP_TOMBSTONE = `
+if redis.call('HGET', KEYS[1], 'fileId') ~= ARGV[1] then
+  if redis.call('EXISTS', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[2]) end
+  return 0
+end
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+`;
+
+/** Keeps a reservation alive. KEYS: rv, rs. ARGV: ttl ms. → 1 | 0 (lost) */
+export const RENEW = `
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 1
+`;
