@@ -6,6 +6,7 @@ describe('STATUS_TEXT', () => {
     expect(STATUS_TEXT).toEqual({
       400: 'Bad Request',
       405: 'Not Allowed',
+      408: 'Request Time-out',
       409: 'Conflict',
       411: 'Length Required',
       413: 'Request Entity Too Large',
@@ -16,6 +17,7 @@ describe('STATUS_TEXT', () => {
       502: 'Bad Gateway',
       503: 'Service Temporarily Unavailable',
       504: 'Gateway Time-out',
+      507: 'Insufficient Storage',
     });
   });
 });
