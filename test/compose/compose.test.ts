@@ -6,7 +6,8 @@
  * (test/helpers/stand-in-images.ts), and nginx is published on a free host port
  * (UPLOAD_GATEWAY_PORT). podman, its API service and the healthcheck loop: test/helpers/podman.ts.
  *
- * `npm run test:compose`, as root (README "Deploy"). A missing program fails every test.
+ * Part of `npm test`; alone: `npm run test:compose`. As root (README "Deploy"). A missing program
+ * fails every test.
  */
 import { COMPOSE_FILE, GATEWAY_SERVICES, VOLUME, composeCommand } from '../helpers/topology';
 import { freePort } from '../helpers/process';
@@ -17,8 +18,12 @@ import { pinNewBridgeAddresses, runHealthchecks, startPodman, type Podman } from
 import { makeStandInImages } from '../helpers/stand-in-images';
 
 const MiB = 1024 * 1024;
-/** A project name of its own: its containers, network and volumes are `upload-gateway-compose-test_…`. */
-const PROJECT = 'upload-gateway-compose-test';
+/**
+ * Each run's own compose project, `upload-gateway-compose-test-<pid>` (its containers, network
+ * and volumes are named `<project>_…`): runs from several checkouts at once do not meet.
+ */
+const PROJECT_PREFIX = 'upload-gateway-compose-test-';
+const PROJECT = `${PROJECT_PREFIX}${process.pid}`;
 const SERVICES = ['backend', 'gateway1', 'gateway2', 'nginx', 'redis'];
 /** Services with a healthcheck (the gateways: the image's HEALTHCHECK). */
 const HEALTH_CHECKED = ['backend', 'gateway1', 'gateway2', 'redis'];
@@ -29,17 +34,16 @@ let podman: Podman;
 let healthchecks: { stop(): Promise<void> } | undefined;
 let port: number;
 let up = false;
-/** Names of the containers, networks and volumes before `up`: nothing may be added after `down -v`. */
-let engineBefore: Record<'containers' | 'networks' | 'volumes', string[]>;
 
 const container = (service: string) => `${PROJECT}_${service}_1`;
 
-function compose(args: string[], timeoutMs = 300_000): Promise<{ code: number | null; output: string }> {
-  return podman.compose(['-p', PROJECT, '-f', COMPOSE_FILE, ...args], { UPLOAD_GATEWAY_PORT: String(port) }, timeoutMs);
+function compose(args: string[], timeoutMs = 300_000, project = PROJECT): Promise<{ code: number | null; output: string }> {
+  return podman.compose(['-p', project, '-f', COMPOSE_FILE, ...args], { UPLOAD_GATEWAY_PORT: String(port) }, timeoutMs);
 }
 
-async function engineObjects(): Promise<typeof engineBefore> {
-  const names = async (args: string[]) => (await podman.check(args)).split('\n').filter(Boolean).sort();
+/** The engine's containers, networks and volumes whose names start with `prefix`. */
+async function objectsNamed(prefix: string): Promise<Record<'containers' | 'networks' | 'volumes', string[]>> {
+  const names = async (args: string[]) => (await podman.check(args)).split('\n').filter((name) => name.startsWith(prefix)).sort();
   return {
     containers: await names(['ps', '--all', '--format', '{{.Names}}']),
     networks: await names(['network', 'ls', '--format', '{{.Name}}']),
@@ -47,14 +51,29 @@ async function engineObjects(): Promise<typeof engineBefore> {
   };
 }
 
+/** Takes down the projects of earlier runs whose process is gone (killed before their `down -v`). */
+async function removeAbandonedProjects(): Promise<void> {
+  const found = await objectsNamed(PROJECT_PREFIX);
+  const projects = new Set([...found.containers, ...found.networks, ...found.volumes].map((name) => name.slice(0, name.indexOf('_'))));
+  for (const project of projects) {
+    const pid = Number(project.slice(PROJECT_PREFIX.length));
+    let alive = false;
+    try {
+      process.kill(pid, 0);
+      alive = true;
+    } catch (err) {
+      alive = (err as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await compose(['down', '--volumes', '--remove-orphans'], 300_000, project);
+  }
+}
+
 beforeAll(async () => {
   const started = Date.now();
   podman = await startPodman();
   const images = await makeStandInImages(podman);
-  // Whatever an interrupted earlier run left.
-  await compose(['down', '--volumes', '--remove-orphans']);
-  engineBefore = await engineObjects();
   port = await freePort();
+  await removeAbandonedProjects();
   healthchecks = runHealthchecks(podman, PROJECT);
   const upStarted = Date.now();
   const bridges = pinNewBridgeAddresses(podman);
@@ -221,13 +240,20 @@ test('a replica killed mid-upload (podman kill): the client\'s retries finish th
 }, 240_000);
 
 test('down -v leaves no container, network or volume behind', async () => {
-  const running = await engineObjects();
-  expect(running.containers.filter((name) => !engineBefore.containers.includes(name))).toEqual(SERVICES.map(container));
-  expect(running.networks.filter((name) => !engineBefore.networks.includes(name))).toEqual([`${PROJECT}_default`]);
-  expect(running.volumes.filter((name) => !engineBefore.volumes.includes(name))).toEqual([`${PROJECT}_redis-data`, `${PROJECT}_uploads`]);
+  expect(await objectsNamed(`${PROJECT}_`)).toEqual({
+    containers: SERVICES.map(container),
+    networks: [`${PROJECT}_default`],
+    volumes: [`${PROJECT}_redis-data`, `${PROJECT}_uploads`],
+  });
+  // Every volume the containers mount, named or anonymous.
+  const inspected = await podman.check(['inspect', '--format', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...SERVICES.map(container)]);
+  const mounted = [...new Set(inspected.split(/\s+/).filter(Boolean))].sort();
+  expect(mounted).toEqual(expect.arrayContaining([`${PROJECT}_redis-data`, `${PROJECT}_uploads`]));
 
   const down = await compose(['down', '--volumes']);
   if (down.code !== 0) throw new Error(`docker-compose down -v failed (${down.code}):\n${down.output}`);
   up = false;
-  expect(await engineObjects()).toEqual(engineBefore);
+  expect(await objectsNamed(`${PROJECT}_`)).toEqual({ containers: [], networks: [], volumes: [] });
+  const volumes = (await podman.check(['volume', 'ls', '--format', '{{.Name}}'])).split('\n');
+  expect(mounted.filter((volume) => volumes.includes(volume))).toEqual([]);
 }, 120_000);
