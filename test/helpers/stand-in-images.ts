@@ -47,7 +47,7 @@ export async function registryImages(podman: Podman): Promise<string[]> {
   const dockerfile = readFileSync(DOCKERFILE, 'utf8');
   const stages = [...dockerfile.matchAll(/^FROM\s+\S+\s+AS\s+(\S+)/gim)].map((m) => m[1]);
   const froms = [...dockerfile.matchAll(/^FROM\s+(\S+)/gim)].map((m) => m[1]).filter((image) => !stages.includes(image));
-  const config = await succeeded('docker-compose config', podman.compose(['-f', COMPOSE_FILE, 'config']));
+  const config = `\n${await succeeded('docker-compose config', podman.compose(['-f', COMPOSE_FILE, 'config']))}`;
   const services = config.slice(config.indexOf('\nservices:\n'), config.indexOf('\nvolumes:\n'));
   const pulled = services
     .split(/^ {2}(?=\S)/m)
