@@ -4,11 +4,11 @@ import { loadConfigFile } from './config/parse';
 import { embeddedDefaults } from './config/defaults';
 import { ConfigError } from './config/parse';
 import type { GatewayConfig } from './config/types';
-import { createGateway } from './gateway';
 
 const USAGE = `usage: upload-gateway [--config FILE] [--listen [ADDR:]PORT] [--test]
        upload-gateway upload FILE [--url URL] [--segment 8MiB] [--concurrency 4] [...]
        upload-gateway sample-backend --listen [ADDR:]PORT --files DIR --store DIR
+       upload-gateway healthcheck URL
 
   --config FILE   nginx-style configuration (upload_* directives of nginx_upload_module);
                   without it, embedded defaults serve /upload on 127.0.0.1:8080 with a
@@ -17,6 +17,7 @@ const USAGE = `usage: upload-gateway [--config FILE] [--listen [ADDR:]PORT] [--t
   --test          check the configuration and exit (like nginx -t)
 
   upload          the resumable command-line client (see upload-gateway upload --help)
+  healthcheck     exit 0 when GET URL answers 200 (for container healthchecks)
 `;
 
 /** `upload-gateway upload …`: the client's command, bundled with the client into dist/client/cli.cjs. */
@@ -41,6 +42,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === 'upload') return uploadCommand(argv.slice(1));
   // `upload-gateway sample-backend …`: the built-in sample backend as its own service (docker/).
   if (argv[0] === 'sample-backend') return (await import('./sample-backend')).sampleBackendMain(argv.slice(1));
+  if (argv[0] === 'healthcheck') return (await import('./healthcheck')).healthcheckMain(argv.slice(1));
   let configPath: string | undefined;
   let listen: { host: string; port: number } | undefined;
   let testOnly = false;
@@ -76,6 +78,9 @@ export async function main(argv: string[]): Promise<number | undefined> {
     return 0;
   }
 
+  // Loaded here, not at the top: the subcommands above (a healthcheck every few seconds) start
+  // without the server's dependencies.
+  const { createGateway } = await import('./gateway');
   const gateway = createGateway(config);
   try {
     await gateway.listen();

@@ -55,6 +55,18 @@ test('the image: multi-stage, non-root, health-checked on /healthz, runs docker/
   expect(composeCommand('redis')[0]).toBe('redis-server');
 });
 
+test('healthchecks: one word per argument (podman with docker-compose 1.x splits them at spaces)', () => {
+  const tests = [...compose.matchAll(/^\s*test:\s*(\[.*\])\s*$/gm)].map((m) => JSON.parse(m[1]) as string[]);
+  const image = /^HEALTHCHECK [^\n]*\\\n\s*CMD (\[.*\])$/m.exec(dockerfile)?.[1];
+  expect(image).toBeDefined();
+  tests.push(['CMD', ...(JSON.parse(image!) as string[])]);
+  expect(tests.length).toBeGreaterThanOrEqual(3); // redis, backend, the image's
+  for (const command of tests) {
+    expect(command[0]).toBe('CMD');
+    for (const arg of command) expect(arg).not.toMatch(/\s/);
+  }
+});
+
 test('nginx: both replicas upstream, streaming bodies, the gateways\' body limit', () => {
   for (const service of GATEWAY_SERVICES) expect(nginxSite).toMatch(new RegExp(`^\\s*server ${service}:8080\\b`, 'm'));
   expect(nginxSite).toMatch(/^\s*proxy_request_buffering off;/m);

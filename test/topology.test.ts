@@ -10,8 +10,9 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { NGINX_SITE, GATEWAY_CONF, VOLUME, finishedFiles, startTopology, type Topology } from './helpers/topology';
-import { ConnectionLost, randomFile, send, sendSegment, sleep, statusQuery, type ByteRange, type SimpleResponse } from './helpers/segments';
+import { randomFile, send, statusQuery, type ByteRange, type SimpleResponse } from './helpers/segments';
 import { httpRequest, segmentRequest } from './helpers/gateway';
+import { segmentsOf, uploadAll as uploadAllTo, uploadKillingAReplica } from './helpers/retrying-upload';
 
 const MiB = 1024 * 1024;
 
@@ -29,43 +30,9 @@ function explain(message: string): string {
   return `${message}\n${topology.output().slice(-6000)}`;
 }
 
-function segmentsOf(total: number, size: number): ByteRange[] {
-  const ranges: ByteRange[] = [];
-  for (let start = 0; start < total; start += size) ranges.push({ start, end: Math.min(total, start + size) - 1 });
-  return ranges;
-}
-
-/** What a client does: re-send a segment until it is answered 201 or 200 (503 → after Retry-After; 502/504 or a lost connection → soon). */
-async function sendUntilAnswered(file: Buffer, id: string, range: ByteRange, log: SimpleResponse[], deadline: number): Promise<SimpleResponse> {
-  for (;;) {
-    let response: SimpleResponse | null = null;
-    try {
-      response = await sendSegment(topology.ports.nginx, id, file, range, { timeoutMs: 30_000 });
-      log.push(response);
-      if (response.status === 201 || response.status === 200) return response;
-      if (![502, 503, 504].includes(response.status)) {
-        throw new Error(explain(`segment ${range.start}-${range.end}: unexpected ${response.status} ${response.body.toString('latin1')}`));
-      }
-    } catch (err) {
-      if (!(err instanceof ConnectionLost)) throw err;
-      log.push({ status: 0, headers: {}, body: Buffer.from(err.message) });
-    }
-    if (Date.now() > deadline) throw new Error(explain(`segment ${range.start}-${range.end} not accepted in time`));
-    await sleep(response?.status === 503 ? Number(response.headers['retry-after'] ?? 1) * 1000 : 200);
-  }
-}
-
-/** Sends `ranges` with `concurrency` segments in flight, retrying each until answered. */
-async function uploadAll(file: Buffer, id: string, ranges: ByteRange[], concurrency: number, log: SimpleResponse[]): Promise<SimpleResponse[]> {
-  const deadline = Date.now() + 90_000;
-  const queue = [...ranges];
-  const answers: SimpleResponse[] = [];
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let range = queue.shift(); range; range = queue.shift()) answers.push(await sendUntilAnswered(file, id, range, log, deadline));
-    }),
-  );
-  return answers;
+/** Uploads through nginx, retrying as a client does (test/helpers/retrying-upload.ts). */
+function uploadAll(file: Buffer, id: string, ranges: ByteRange[], concurrency: number, log: SimpleResponse[]): Promise<SimpleResponse[]> {
+  return uploadAllTo(topology.ports.nginx, file, id, ranges, concurrency, log, explain);
 }
 
 function get(urlPath: string, headers: Array<[string, string]> = []): Promise<SimpleResponse> {
@@ -166,66 +133,17 @@ test('one gateway killed mid-upload: the upload completes through the other, byt
   const ranges = segmentsOf(data.length, MiB);
   const filesBefore = finishedFiles(topology);
   const handoffsBefore = topology.handoffs();
-  const log: SimpleResponse[] = [];
-
-  // Some segments acknowledged by both replicas first. nginx may briefly route around a replica
-  // (max_fails=1 marks it down for fail_timeout after one failed upstream connection, e.g. an
-  // idle keep-alive connection closed by the gateway), so identical re-sends (harmless, D4) go
-  // out until both replicas have answered some — bounded.
   const logBefore = topology.upstreams().length;
-  let early = new Set<string>();
-  for (let attempt = 0; attempt < 8; attempt++) {
-    await uploadAll(data, id, ranges.slice(0, 4), 4, log);
-    early = new Set(topology.upstreams().slice(logBefore));
-    if (topology.ports.gateways.every((port) => early.has(`127.0.0.1:${port}`))) break;
-    await sleep(1000);
-  }
-  for (const port of topology.ports.gateways) expect([...early]).toContain(`127.0.0.1:${port}`);
 
-  // Four segments in flight (round robin: two on each replica), each paused half-way through
-  // its body; gateway1 is killed (SIGKILL) while they stream, then the bodies are finished.
+  // gateway1 is killed (SIGKILL) while segments stream to it; the client's retries go on through nginx.
   const victim = topology.gateways[0];
-  let paused = 0;
-  let killed: Promise<void> | null = null;
-  const allPaused = new Promise<void>((resolve) => {
-    const check = setInterval(() => {
-      if (paused === 4) {
-        clearInterval(check);
-        resolve();
-      }
-    }, 5);
+  const answers = await uploadKillingAReplica({
+    port: topology.ports.nginx, file: data, id, ranges, explain,
+    replicas: topology.ports.gateways.map((port) => `127.0.0.1:${port}`),
+    upstreams: async () => topology.upstreams(),
+    kill: () => victim.kill(),
   });
-  const inFlight = ranges.slice(4, 8).map((range) =>
-    sendSegment(topology.ports.nginx, id, data, range, {
-      timeoutMs: 30_000,
-      pauseAt: {
-        bodyBytes: 256 * 1024,
-        hook: async () => {
-          paused++;
-          await allPaused;
-          // Give nginx time to pass the first bytes on to the replicas.
-          await sleep(200);
-          killed ??= victim.kill();
-          await killed;
-        },
-      },
-    }).then(
-      (response) => response,
-      (err: unknown) => {
-        if (err instanceof ConnectionLost) return { status: 0, headers: {}, body: Buffer.from(err.message) } as SimpleResponse;
-        throw err;
-      },
-    ),
-  );
-  const interrupted = await Promise.all(inFlight);
   expect(victim.child.signalCode).toBe('SIGKILL');
-  // The segments streaming to the dead replica failed (nginx answers 502, or the connection goes).
-  const failed = interrupted.filter((r) => r.status !== 201);
-  if (failed.length === 0) throw new Error(explain(`no segment was in flight on the killed replica: ${interrupted.map((r) => r.status)}`));
-
-  // The client carries on: the rest, and the failed ones again, all through nginx.
-  const rest = [...ranges.slice(8), ...ranges.slice(4, 8).filter((_, i) => interrupted[i].status !== 201)];
-  const answers = await uploadAll(data, id, rest, 4, log);
   expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(1);
   await expectFinished(id, data, filesBefore, handoffsBefore);
 

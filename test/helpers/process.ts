@@ -117,9 +117,9 @@ export function findProgram(name: string, envVar: string, fallbacks: string[], i
 }
 
 /** Runs a command to completion, collecting its output. */
-export function run(command: string, args: string[], options: { cwd?: string; timeoutMs?: number } = {}): Promise<{ code: number | null; output: string }> {
+export function run(command: string, args: string[], options: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(command, args, { cwd: options.cwd, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d) => (output += d));
     child.stderr.on('data', (d) => (output += d));
@@ -130,4 +130,11 @@ export function run(command: string, args: string[], options: { cwd?: string; ti
       resolve({ code, output });
     });
   });
+}
+
+/** The output of a finished `run`; throws with it unless the command exited 0. */
+export async function succeeded(what: string, result: Promise<{ code: number | null; output: string }>): Promise<string> {
+  const { code, output } = await result;
+  if (code !== 0) throw new Error(`${what} failed (${code}):\n${output.slice(-6000)}`);
+  return output;
 }
