@@ -1,27 +1,28 @@
 #!/usr/bin/env node
 'use strict';
 /**
- * `npm run bench`: resumable uploads through the real gateway (built `dist/`, run as a child
- * process) next to the same bytes written by a bare node:http loopback server straight to disk,
- * with the same client and the same concurrency, in one run.
+ * `npm run bench`: resumable uploads through the real gateway (built `dist/`, a child process)
+ * next to two baselines started by this same script, same client, same concurrency, one run:
  *
- *   node bench/run.js [--quick] [--scenario large|medium|small|multipart[,…]] [--fsync on|off|both]
- *                     [--repeat N] [--digests]
+ *   discard  node:http, reads every body and drops it (no disk): the ceiling of Node itself;
+ *   bare     node:http, writes each body with positional writev into the same file layout
+ *            (fdatasync per segment with fsync on): "Node straight to disk", no session state.
  *
- * Scenarios (full size):
- *   large   one 1 GiB file in 8 MiB segments, one segment in flight
- *   medium  32 sessions × 32 MiB in 1 MiB segments, 4 segments in flight per session
- *   small   20,000 × 16 KiB segments over 64 sessions, one segment in flight per session
+ *   node bench/run.js [--quick] [--scenario A,B,C,D,C-redis,multipart] [--fsync on|off|both]
+ *                     [--repeat N] [--servers discard,bare,gateway] [--digests]
  *
- * Each scenario runs against both servers with `upload_fsync on` (the bare server fdatasyncs each
- * segment) and with `upload_fsync off` (the bare server does not). Every server run gets a fresh
- * child process (so its VmHWM is the peak RSS of that run) and a fresh directory under
- * os.tmpdir(), removed (and `sync`ed) before the next run. Each combination runs --repeat times
- * (default 3, 1 with --quick), bare and gateway in alternating order, and the median run is shown:
- * disk speed on shared or virtual machines drifts a lot from one run to the next.
- * --digests adds md5 and sha256 aggregate fields to the gateway (it then reads the file back).
+ * Scenarios (full size; --quick scales them down):
+ *   A        one 1 GiB file in 8 MiB segments, one in flight
+ *   B        32 sessions × 32 MiB in 1 MiB segments, 4 in flight each (128 connections)
+ *   C        64 sessions × 5 MiB in 16 KiB segments, one in flight each
+ *   D        one 256 MiB file in 1 MiB segments sent in random order, 8 in flight
+ *   C-redis  C with the session state in Redis (`upload_state_redis`, a redis-server started here)
  *
- * This is a benchmark, not a test: it exits non-zero only when an upload fails.
+ * The client is a raw HTTP/1.1 client on net sockets (keep-alive, one request at a time per
+ * connection): node:http costs the client more than the server it measures. Every server run is a
+ * fresh process (its VmHWM is that run's peak RSS) in a fresh directory under os.tmpdir(). Each
+ * combination runs --repeat times (default 3; 1 with --quick), servers in rotating order, and the
+ * median run is shown. This is a benchmark, not a test: it exits non-zero only when an upload fails.
  * BENCH_NODE_ARGS adds node flags to the server children (e.g. "--cpu-prof --cpu-prof-dir=DIR").
  */
 const http = require('node:http');
@@ -38,23 +39,25 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
 const BLOCK_SIZE = 8 * MiB;
-const RSS_TARGET_MB = 150;
-const RATIO_TARGET = 0.8;
-/** Extra node flags for the server children, e.g. BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=prof". */
+/** The issue's targets: gateway ÷ discard per scenario and fsync setting, and peak RSS. */
+const TARGETS = {
+  off: { A: 0.6, B: 0.6, C: 0.6, D: 0.6, 'C-redis': 0.3 },
+  on: { A: 0.35, C: 0.3 },
+};
+const RSS_TARGET_MIB = 100;
 const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
 
 // ---------------------------------------------------------------------------------------------
-// Bare baseline server (child process role): node:http, positional writes, nothing else.
+// Baseline servers (child process roles).
 // ---------------------------------------------------------------------------------------------
 
 /** Writes a request body at absolute offsets of an open file, one positional writev per batch. */
 class PositionalWriter extends Writable {
   constructor(fd, position, durable) {
-    super({ highWaterMark: 256 * KiB }); // the gateway's SegmentWriter uses the same
+    super({ highWaterMark: 256 * KiB });
     this.fd = fd;
     this.position = position;
     this.durable = durable;
-    this.received = 0;
   }
   _write(chunk, _encoding, callback) {
     this._put([chunk], callback);
@@ -63,9 +66,6 @@ class PositionalWriter extends Writable {
     this._put(chunks.map((c) => c.chunk), callback);
   }
   _put(buffers, callback) {
-    let length = 0;
-    for (const b of buffers) length += b.length;
-    this.received += length;
     const loop = (pending) => {
       fs.writev(this.fd, pending, this.position, (err, written) => {
         if (err) return callback(err);
@@ -97,7 +97,7 @@ function dropBytes(buffers, count) {
   return rest;
 }
 
-function runBareServer(port, storeDir, durable) {
+function runBaselineServer(kind, port, storeDir, durable) {
   const dirs = new Set();
   const server = http.createServer({ requestTimeout: 0 }, (req, res) => {
     const fail = (status, message) => {
@@ -106,6 +106,14 @@ function runBareServer(port, storeDir, durable) {
       res.end(`${message}\n`);
     };
     if (req.method !== 'POST') return fail(405, 'POST only');
+    if (kind === 'discard') {
+      req.on('data', () => undefined);
+      req.on('end', () => {
+        res.writeHead(201, { 'Content-Length': '0' });
+        res.end();
+      });
+      return;
+    }
     const range = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(String(req.headers['x-content-range'] ?? ''));
     const id = String(req.headers['session-id'] ?? '');
     if (!range || !/^[A-Za-z0-9_-]{1,200}$/.test(id)) return fail(400, 'needs X-Content-Range and Session-ID');
@@ -139,57 +147,24 @@ function runBareServer(port, storeDir, durable) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bench process: scenarios, client, children, report.
+// Scenarios and data.
 // ---------------------------------------------------------------------------------------------
 
 function scenarios(quick) {
+  const q = (full, small) => (quick ? small : full);
   const list = [
-    { name: 'large', label: quick ? '128 MiB file, 8 MiB segments' : '1 GiB file, 8 MiB segments', sessions: 1, sessionBytes: quick ? 128 * MiB : GiB, segment: 8 * MiB, inFlight: 1 },
-    { name: 'medium', label: quick ? '8 × 8 MiB, 1 MiB segments, 4 in flight each' : '32 × 32 MiB, 1 MiB segments, 4 in flight each', sessions: quick ? 8 : 32, sessionBytes: quick ? 8 * MiB : 32 * MiB, segment: MiB, inFlight: 4 },
-    { name: 'small', label: quick ? '2,000 × 16 KiB over 64 sessions' : '20,000 × 16 KiB over 64 sessions', sessions: 64, totalSegments: quick ? 2000 : 20000, segment: 16 * KiB, inFlight: 1 },
+    { name: 'A', label: `one ${q('1 GiB', '128 MiB')} file, 8 MiB segments, 1 in flight`, sessions: 1, sessionBytes: q(GiB, 128 * MiB), segment: 8 * MiB, inFlight: 1 },
+    { name: 'B', label: `${q(32, 8)} × ${q(32, 8)} MiB, 1 MiB segments, 4 in flight each`, sessions: q(32, 8), sessionBytes: q(32, 8) * MiB, segment: MiB, inFlight: 4 },
+    { name: 'C', label: `64 × ${q('5 MiB', '512 KiB')}, 16 KiB segments, 1 in flight each`, sessions: 64, sessionBytes: q(5 * MiB, 512 * KiB), segment: 16 * KiB, inFlight: 1 },
+    { name: 'D', label: `one ${q(256, 64)} MiB file, 1 MiB segments in random order, 8 in flight`, sessions: 1, sessionBytes: q(256, 64) * MiB, segment: MiB, inFlight: 8, shuffle: true },
+    { name: 'C-redis', label: `C with the session state in Redis`, sessions: 64, sessionBytes: q(5 * MiB, 512 * KiB), segment: 16 * KiB, inFlight: 1, redis: true },
   ];
   for (const s of list) {
-    // Segments per session; `totalSegments` is spread as evenly as possible (20,000 / 64 = 312.5).
-    s.plan = [];
-    for (let i = 0; i < s.sessions; i++) {
-      const count = s.totalSegments !== undefined
-        ? Math.floor(s.totalSegments / s.sessions) + (i < s.totalSegments % s.sessions ? 1 : 0)
-        : s.sessionBytes / s.segment;
-      s.plan.push(count);
-    }
-    s.segments = s.plan.reduce((a, b) => a + b, 0);
-    s.bytes = s.segments * s.segment;
+    s.perSession = s.sessionBytes / s.segment;
+    s.segments = s.sessions * s.perSession;
+    s.bytes = s.sessions * s.sessionBytes;
   }
   return list;
-}
-
-function parseArgs(argv) {
-  const opts = { quick: false, scenarios: null, fsync: ['on', 'off'], digests: false, repeat: null };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const value = () => {
-      const eq = arg.indexOf('=');
-      if (eq >= 0) return arg.slice(eq + 1);
-      if (i + 1 >= argv.length) throw new Error(`${arg} needs a value`);
-      return argv[++i];
-    };
-    if (arg === '--quick') opts.quick = true;
-    else if (arg === '--digests') opts.digests = true;
-    else if (arg === '--repeat' || arg.startsWith('--repeat=')) {
-      opts.repeat = Number(value());
-      if (!Number.isInteger(opts.repeat) || opts.repeat < 1) throw new Error('--repeat takes a whole number ≥ 1');
-    }
-    else if (arg === '--scenario' || arg.startsWith('--scenario=')) opts.scenarios = value().split(',').filter(Boolean);
-    else if (arg === '--fsync' || arg.startsWith('--fsync=')) {
-      const v = value();
-      if (!['on', 'off', 'both'].includes(v)) throw new Error('--fsync takes on, off or both');
-      opts.fsync = v === 'both' ? ['on', 'off'] : [v];
-    } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write('usage: node bench/run.js [--quick] [--scenario large|medium|small|multipart[,…]] [--fsync on|off|both] [--repeat N] [--digests]\n');
-      process.exit(0);
-    } else throw new Error(`unknown argument ${arg}`);
-  }
-  return opts;
 }
 
 /** A deterministic pseudo-random 8 MiB block (xorshift32); every segment is a slice of it. */
@@ -211,6 +186,144 @@ function slice(block, start, length) {
   const at = start % BLOCK_SIZE;
   return block.subarray(at, at + length);
 }
+
+/** A seeded shuffle (the same order for every server). */
+function shuffled(count, seed) {
+  const order = Array.from({ length: count }, (_, i) => i);
+  let x = seed >>> 0 || 1;
+  for (let i = count - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = (x >>> 0) % (i + 1);
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw HTTP client.
+// ---------------------------------------------------------------------------------------------
+
+/** One keep-alive connection sending one request at a time, parsing only status and body length. */
+class Connection {
+  constructor(port) {
+    this.port = port;
+    this.socket = null;
+    this.pending = null;
+    this.buffer = Buffer.alloc(0);
+  }
+
+  connect() {
+    this.buffer = Buffer.alloc(0);
+    this.socket = net.connect(this.port, '127.0.0.1');
+    this.socket.setNoDelay(true);
+    this.socket.on('data', (chunk) => this.onData(chunk));
+    this.socket.on('error', (err) => this.fail(err));
+    this.socket.on('close', () => {
+      this.socket = null;
+      this.fail(new Error('connection closed before the answer'));
+    });
+  }
+
+  request(head, body) {
+    if (!this.socket) this.connect();
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.socket.cork();
+      this.socket.write(head);
+      this.socket.write(body);
+      this.socket.uncork();
+    });
+  }
+
+  onData(chunk) {
+    this.buffer = this.buffer.length ? Buffer.concat([this.buffer, chunk]) : chunk;
+    const end = this.buffer.indexOf('\r\n\r\n');
+    if (end < 0 || !this.pending) return;
+    const head = this.buffer.toString('latin1', 0, end);
+    const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    if (this.buffer.length < end + 4 + length) return;
+    const status = Number(head.slice(9, 12));
+    const body = this.buffer.toString('utf8', end + 4, end + 4 + length);
+    this.buffer = this.buffer.subarray(end + 4 + length);
+    const close = /\r\nconnection: *close/i.test(head);
+    const { resolve } = this.pending;
+    this.pending = null;
+    if (close) {
+      this.socket.removeAllListeners('close');
+      this.socket.destroy();
+      this.socket = null;
+    }
+    resolve({ status, body });
+  }
+
+  fail(err) {
+    if (!this.pending) return;
+    const { reject } = this.pending;
+    this.pending = null;
+    reject(err);
+  }
+
+  close() {
+    this.socket?.removeAllListeners('close');
+    this.socket?.destroy();
+  }
+}
+
+function segmentHead(id, start, length, total) {
+  return Buffer.from(
+    'POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n' +
+      'Content-Disposition: attachment; filename="x.bin"\r\n' +
+      `X-Content-Range: bytes ${start}-${start + length - 1}/${total}\r\nSession-ID: ${id}\r\nContent-Length: ${length}\r\n\r\n`,
+    'latin1',
+  );
+}
+
+/** Uploads every session of the scenario; each session keeps `inFlight` segments going. */
+async function runLoad(scenario, port, block, runId) {
+  const latencies = new Float64Array(scenario.segments);
+  let done = 0;
+  const failures = [];
+  const ids = [];
+  const connections = [];
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: scenario.sessions }, async (_, s) => {
+    const id = `bench-${runId}-${scenario.name}-${s}`;
+    const total = scenario.sessionBytes;
+    ids.push({ id, total });
+    const order = scenario.shuffle ? shuffled(scenario.perSession, 0x5eed + s) : null;
+    let next = 0;
+    const worker = async () => {
+      const connection = new Connection(port);
+      connections.push(connection);
+      while (next < scenario.perSession && failures.length === 0) {
+        const k = next++;
+        const start = (order ? order[k] : k) * scenario.segment;
+        const t = performance.now();
+        let answer;
+        try {
+          answer = await connection.request(segmentHead(id, start, scenario.segment, total), slice(block, start, scenario.segment));
+        } catch (err) {
+          failures.push(`${id} bytes ${start}-: ${err.message}`);
+          break;
+        }
+        latencies[done++] = performance.now() - t;
+        if (answer.status !== 201 && answer.status !== 200) failures.push(`${id} bytes ${start}-: ${answer.status} ${answer.body.trim()}`);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(scenario.inFlight, scenario.perSession) }, worker));
+  }));
+  const seconds = (performance.now() - t0) / 1000;
+  for (const c of connections) c.close();
+  const sorted = Array.from(latencies.subarray(0, done)).sort((a, b) => a - b);
+  const pct = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+  return { seconds, segments: done, bytes: done * scenario.segment, p50: pct(50), p99: pct(99), failures, ids };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Processes.
+// ---------------------------------------------------------------------------------------------
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -245,19 +358,14 @@ async function waitForPort(port, child, output) {
   }
 }
 
-/** Memory of a process in bytes: VmRSS now and VmHWM (peak) from /proc, else RSS from ps. */
+/** Memory of a process in bytes: VmRSS now and VmHWM (peak) from /proc. */
 function memoryOf(pid) {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (name) => {
-      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
-      return m ? Number(m[1]) * 1024 : 0;
-    };
+    const kb = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
     return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
   } catch {
-    const ps = spawnSync('ps', ['-o', 'rss=', '-p', String(pid)], { encoding: 'utf8' });
-    const rss = Number(ps.stdout.trim()) * 1024 || 0;
-    return { rss, hwm: 0 };
+    return { rss: 0, hwm: 0 };
   }
 }
 
@@ -274,17 +382,26 @@ function cpuSecondsOf(pid) {
   }
 }
 
-/** A child server process with its peak RSS sampled every 50 ms. */
+const LIVE_CHILDREN = new Set();
+const TEMP_DIRS = new Set();
+process.on('exit', () => {
+  for (const child of LIVE_CHILDREN) child.kill('SIGKILL');
+  for (const dir of TEMP_DIRS) fs.rmSync(dir, { recursive: true, force: true });
+});
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+
+/** A child process with its peak RSS sampled every 50 ms. */
 class ServerProcess {
-  constructor(args, env) {
+  constructor(bin, args, env) {
     this.tail = [];
-    this.child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(bin, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (chunk) => {
       this.tail.push(String(chunk));
       if (this.tail.length > 40) this.tail.shift();
     };
     this.child.stdout.on('data', keep);
     this.child.stderr.on('data', keep);
+    this.child.on('error', (err) => keep(`cannot start ${bin}: ${err.message}\n`));
     this.peak = 0;
     this.timer = setInterval(() => this.sample(), 50);
     this.exited = new Promise((resolve) => this.child.once('exit', resolve));
@@ -299,11 +416,9 @@ class ServerProcess {
   output() {
     return this.tail.join('');
   }
-  /** Marks the start of the measured work (after start-up). */
   startCpu() {
     this.cpuAtStart = cpuSecondsOf(this.child.pid);
   }
-  /** CPU seconds used since startCpu(). */
   cpu() {
     return cpuSecondsOf(this.child.pid) - this.cpuAtStart;
   }
@@ -320,13 +435,15 @@ class ServerProcess {
   }
 }
 
-const LIVE_CHILDREN = new Set();
-const TEMP_DIRS = new Set();
-process.on('exit', () => {
-  for (const child of LIVE_CHILDREN) child.kill('SIGKILL');
-  for (const dir of TEMP_DIRS) fs.rmSync(dir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+/** A redis-server for C-redis, like the compose file's (appendfsync always with fsync on). */
+async function startRedis(dir, fsync) {
+  const port = await freePort();
+  const bin = ['/usr/bin/redis-server', '/usr/local/bin/redis-server'].find((p) => fs.existsSync(p)) ?? 'redis-server';
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...(fsync === 'on' ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'])];
+  const proc = new ServerProcess(bin, args, {});
+  await waitForPort(port, proc.child, () => `${proc.output()}\n(C-redis needs redis-server: apt-get install -y redis-server)`);
+  return { url: `redis://127.0.0.1:${port}/0`, proc };
+}
 
 /** The hand-off target: answers 200 and counts the hand-offs. */
 function startBackend() {
@@ -347,11 +464,12 @@ function startBackend() {
   });
 }
 
-function gatewayConfig({ port, store, state, backendPort, fsync, digests }) {
+function gatewayConfig({ port, store, state, backendPort, fsync, digests, redis }) {
   return [
     '# written by bench/run.js',
     `listen 127.0.0.1:${port};`,
     'client_max_body_size 16m;',
+    ...(redis ? [`upload_state_redis ${redis};`] : []),
     '',
     'location = /upload {',
     `    upload_pass http://127.0.0.1:${backendPort}/uploaded;`,
@@ -368,68 +486,6 @@ function gatewayConfig({ port, store, state, backendPort, fsync, digests }) {
     '}',
     '',
   ].join('\n');
-}
-
-/** One segment request; resolves with its status and latency (request start → response end). */
-function sendSegment(agent, port, id, start, length, total, body) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      method: 'POST',
-      path: '/upload',
-      agent,
-      headers: {
-        'Content-Type': 'application/octet-stream',
-        'Content-Disposition': 'attachment; filename="x.bin"',
-        'X-Content-Range': `bytes ${start}-${start + length - 1}/${total}`,
-        'Session-ID': id,
-        'Content-Length': String(length),
-      },
-    });
-    req.on('response', (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode, ms: performance.now() - t0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-/** Uploads every session of the scenario; each session keeps `inFlight` segments going. */
-async function runLoad(scenario, port, block, runId) {
-  const concurrency = scenario.sessions * scenario.inFlight;
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
-  const latencies = new Float64Array(scenario.segments);
-  let done = 0;
-  const statuses = new Map();
-  const failures = [];
-  const ids = [];
-  const t0 = performance.now();
-  await Promise.all(scenario.plan.map(async (count, s) => {
-    const id = `bench-${runId}-${scenario.name}-${s}`;
-    const total = count * scenario.segment;
-    ids.push({ id, total });
-    let next = 0;
-    const worker = async () => {
-      while (next < count && failures.length === 0) {
-        const start = next++ * scenario.segment;
-        const { status, ms, body } = await sendSegment(agent, port, id, start, scenario.segment, total, slice(block, start, scenario.segment));
-        latencies[done++] = ms;
-        statuses.set(status, (statuses.get(status) ?? 0) + 1);
-        if (status !== 201 && status !== 200) failures.push(`${id} bytes ${start}-: ${status} ${body.trim()}`);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(scenario.inFlight, count) }, worker));
-  }));
-  const seconds = (performance.now() - t0) / 1000;
-  agent.destroy();
-  const sorted = Array.from(latencies.subarray(0, done)).sort((a, b) => a - b);
-  const pct = (p) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-  return { seconds, segments: done, bytes: done * scenario.segment, p50: pct(50), p99: pct(99), statuses, failures, ids };
 }
 
 /** Checks each uploaded file: its size, and a 64 KiB sample against the block. */
@@ -454,14 +510,11 @@ function verifyFiles(storeDir, ids, block) {
     const fd = fs.openSync(file, 'r');
     fs.readSync(fd, actual, 0, length, at);
     fs.closeSync(fd);
-    const expected = Buffer.concat([slice(block, at, Math.min(length, BLOCK_SIZE - (at % BLOCK_SIZE))), slice(block, 0, Math.max(0, length - (BLOCK_SIZE - (at % BLOCK_SIZE))))]);
+    const expected = Buffer.alloc(length);
+    for (let k = 0; k < length; k++) expected[k] = block[(at + k) % BLOCK_SIZE];
     if (!actual.equals(expected)) problems.push(`${id}: bytes at ${at} differ from what was sent`);
   }
   return problems;
-}
-
-function syncDisk() {
-  spawnSync('sync', { stdio: 'ignore' });
 }
 
 /** One scenario against one server with one fsync setting, in a fresh process and directory. */
@@ -474,22 +527,24 @@ async function runOne(scenario, server, fsync, block, backend, opts) {
   fs.mkdirSync(state);
   const port = await freePort();
   let proc;
-  if (server === 'bare') {
-    proc = new ServerProcess([__filename, '--bare-server', String(port), store, fsync]);
+  let redis = null;
+  if (server !== 'gateway') {
+    proc = new ServerProcess(process.execPath, [...NODE_ARGS, __filename, '--baseline-server', server, String(port), store, fsync]);
   } else {
+    if (scenario.redis) redis = await startRedis(dir, fsync);
     const configFile = path.join(dir, 'gateway.conf');
-    fs.writeFileSync(configFile, gatewayConfig({ port, store, state, backendPort: backend.port, fsync, digests: opts.digests }));
-    proc = new ServerProcess([path.join(ROOT, 'bin', 'upload-gateway.js'), '--config', configFile], { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' });
+    fs.writeFileSync(configFile, gatewayConfig({ port, store, state, backendPort: backend.port, fsync, digests: opts.digests, redis: redis?.url }));
+    proc = new ServerProcess(process.execPath, [...NODE_ARGS, path.join(ROOT, 'bin', 'upload-gateway.js'), '--config', configFile], { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' });
   }
   const handoffsBefore = backend.handoffs;
   try {
     await waitForPort(port, proc.child, () => proc.output());
     proc.startCpu();
-    const result = await runLoad(scenario, port, block, `${server}-${fsync}-${process.pid}`);
+    const result = await runLoad(scenario, port, block, `${server}-${fsync}-${process.pid}-${Date.now()}`);
     result.handoffs = backend.handoffs - handoffsBefore;
     result.cpu = proc.cpu();
     result.peakRss = await proc.stop();
-    if (result.failures.length === 0) {
+    if (result.failures.length === 0 && server !== 'discard') {
       if (server === 'gateway' && result.handoffs !== scenario.sessions) result.failures.push(`${result.handoffs} hand-offs for ${scenario.sessions} sessions`);
       result.failures.push(...verifyFiles(store, result.ids, block));
     }
@@ -497,10 +552,11 @@ async function runOne(scenario, server, fsync, block, backend, opts) {
     return result;
   } finally {
     await proc.stop();
+    await redis?.proc.stop();
     fs.rmSync(dir, { recursive: true, force: true });
     TEMP_DIRS.delete(dir);
     // Start the next run with no dirty pages of this one still being written back.
-    syncDisk();
+    spawnSync('sync', { stdio: 'ignore' });
     await sleep(300);
   }
 }
@@ -516,7 +572,7 @@ async function runMultipart(bytes, block, backend) {
   const port = await freePort();
   const configFile = path.join(dir, 'gateway.conf');
   fs.writeFileSync(configFile, gatewayConfig({ port, store, state, backendPort: backend.port, fsync: 'on', digests: true }).replace('client_max_body_size 16m;', 'client_max_body_size 0;'));
-  const proc = new ServerProcess([path.join(ROOT, 'bin', 'upload-gateway.js'), '--config', configFile], { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' });
+  const proc = new ServerProcess(process.execPath, [...NODE_ARGS, path.join(ROOT, 'bin', 'upload-gateway.js'), '--config', configFile], { LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' });
   const failures = [];
   const handoffsBefore = backend.handoffs;
   try {
@@ -524,7 +580,7 @@ async function runMultipart(bytes, block, backend) {
     const boundary = 'BenchBoundary7MA4YWxkTrZu0gW';
     const head = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\nbench\r\n--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\nContent-Type: application/octet-stream\r\n\r\n`);
     const tail = Buffer.from(`\r\n--${boundary}--\r\n`);
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     const status = await new Promise((resolve, reject) => {
       const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/upload', headers: { 'Content-Type': `multipart/form-data; boundary=${boundary}`, 'Content-Length': head.length + bytes + tail.length } }, (res) => {
         let text = '';
@@ -533,21 +589,18 @@ async function runMultipart(bytes, block, backend) {
       });
       req.on('error', reject);
       let sent = 0;
-      const pump = () => {
-        req.write(head);
-        const more = () => {
-          while (sent < bytes) {
-            const length = Math.min(block.length, bytes - sent);
-            sent += length;
-            if (!req.write(length === block.length ? block : block.subarray(0, length))) return req.once('drain', more);
-          }
-          req.end(tail);
-        };
-        more();
+      req.write(head);
+      const more = () => {
+        while (sent < bytes) {
+          const length = Math.min(block.length, bytes - sent);
+          sent += length;
+          if (!req.write(length === block.length ? block : block.subarray(0, length))) return req.once('drain', more);
+        }
+        req.end(tail);
       };
-      pump();
+      more();
     });
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const seconds = (performance.now() - started) / 1000;
     if (status !== 200) failures.push(`status ${status}`);
     if (backend.handoffs - handoffsBefore !== 1) failures.push(`${backend.handoffs - handoffsBefore} hand-offs`);
     const peakRss = await proc.stop();
@@ -557,22 +610,58 @@ async function runMultipart(bytes, block, backend) {
     await proc.stop();
     fs.rmSync(dir, { recursive: true, force: true });
     TEMP_DIRS.delete(dir);
-    syncDisk();
+    spawnSync('sync', { stdio: 'ignore' });
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Report.
+// ---------------------------------------------------------------------------------------------
+
+function parseArgs(argv) {
+  const { parseArgs: parse } = require('node:util');
+  const { values } = parse({
+    args: argv,
+    options: {
+      quick: { type: 'boolean', default: false },
+      digests: { type: 'boolean', default: false },
+      scenario: { type: 'string' },
+      fsync: { type: 'string', default: 'both' },
+      repeat: { type: 'string' },
+      servers: { type: 'string', default: 'discard,bare,gateway' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: node bench/run.js [--quick] [--scenario A,B,C,D,C-redis,multipart] [--fsync on|off|both] [--repeat N] [--servers discard,bare,gateway] [--digests]\n');
+    process.exit(0);
+  }
+  if (!['on', 'off', 'both'].includes(values.fsync)) throw new Error('--fsync takes on, off or both');
+  const repeat = values.repeat === undefined ? null : Number(values.repeat);
+  if (repeat !== null && (!Number.isInteger(repeat) || repeat < 1)) throw new Error('--repeat takes a whole number ≥ 1');
+  const servers = values.servers.split(',').filter(Boolean);
+  for (const s of servers) if (!['discard', 'bare', 'gateway'].includes(s)) throw new Error(`unknown server ${s}`);
+  return {
+    quick: values.quick,
+    digests: values.digests,
+    scenarios: values.scenario ? values.scenario.split(',').filter(Boolean) : null,
+    fsync: values.fsync === 'both' ? ['off', 'on'] : [values.fsync],
+    repeat,
+    servers,
+  };
+}
+
 const pad = (value, width, left = false) => (left ? String(value).padEnd(width) : String(value).padStart(width));
-const mb = (bytes) => bytes / 1e6;
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 function row(cells) {
-  const widths = [8, 6, 8, 7, 10, 8, 8, 11, 7, 9, 10];
+  const widths = [8, 5, 8, 8, 10, 9, 8, 8, 9, 10, 9];
   return cells.map((c, i) => pad(c, widths[i], i < 3)).join('  ');
 }
 
 async function main() {
-  if (process.argv[2] === '--bare-server') {
-    runBareServer(Number(process.argv[3]), process.argv[4], process.argv[5] === 'on');
+  if (process.argv[2] === '--baseline-server') {
+    runBaselineServer(process.argv[3], Number(process.argv[4]), process.argv[5], process.argv[6] === 'on');
     return;
   }
   let opts;
@@ -587,29 +676,26 @@ async function main() {
     process.exit(2);
   }
   const all = scenarios(opts.quick);
-  // `multipart` is measured apart: one big form, gateway only (memory, not a ratio).
   const withMultipart = !opts.scenarios || opts.scenarios.includes('multipart');
-  if (opts.scenarios) opts.scenarios = opts.scenarios.filter((name) => name !== 'multipart');
-  const selected = opts.scenarios ? opts.scenarios.map((name) => {
+  const names = opts.scenarios ? opts.scenarios.filter((n) => n !== 'multipart') : all.map((s) => s.name);
+  const selected = names.map((name) => {
     const found = all.find((s) => s.name === name);
     if (!found) {
-      process.stderr.write(`bench: unknown scenario ${name} (large, medium, small, multipart)\n`);
+      process.stderr.write(`bench: unknown scenario ${name} (A, B, C, D, C-redis, multipart)\n`);
       process.exit(2);
     }
     return found;
-  }) : all;
+  });
 
   const repeat = opts.repeat ?? (opts.quick ? 1 : 3);
   const cpus = os.cpus();
   console.log('upload gateway benchmark');
-  console.log(`  node ${process.version} on ${os.platform()} ${os.release()} ${os.arch()}`);
-  console.log(`  cpus: ${cpus.length} × ${cpus[0]?.model ?? 'unknown'}; memory ${fmt(os.totalmem() / GiB)} GiB`);
-  console.log(`  files under ${os.tmpdir()}; client, hand-off backend and each server in separate processes on 127.0.0.1`);
-  console.log(`  gateway: bin/upload-gateway.js, fields name, content_type, path, size${opts.digests ? ', md5, sha256' : ''}; bare: node:http + positional writev${opts.quick ? '\n  --quick: scaled-down sizes' : ''}`);
-  console.log('  MB = 10^6 bytes; latency per segment request (send start → response end); peak RSS = server VmHWM;');
-  console.log('  CPU ms/MB = server process CPU time (user + system, all threads) per MB uploaded, less sensitive to other load');
+  console.log(`  node ${process.version} on ${os.platform()} ${os.release()} ${os.arch()}; ${cpus.length} × ${cpus[0]?.model ?? 'unknown'}; memory ${fmt(os.totalmem() / GiB)} GiB`);
+  console.log(`  files under ${os.tmpdir()}; the client (raw HTTP/1.1 on keep-alive sockets), the hand-off backend and each server are separate processes on 127.0.0.1`);
+  console.log(`  servers: discard (node:http, drops bodies), bare (node:http + positional writev, fdatasync with fsync on), gateway (bin/upload-gateway.js${opts.digests ? ', md5 + sha256' : ''})${opts.quick ? '\n  --quick: scaled-down sizes' : ''}`);
+  console.log('  MiB/s = 2^20 bytes/s; latency per segment request; peak RSS = server VmHWM; CPU µs/seg = server CPU (user + system, all threads) per segment');
   console.log(`  load average at start: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-  for (const s of selected) console.log(`  ${pad(s.name, 7, true)} ${s.label}: ${s.segments} segments, ${fmt(s.bytes / MiB, 0)} MiB, ${s.sessions * s.inFlight} requests in flight`);
+  for (const s of selected) console.log(`  ${pad(s.name, 8, true)} ${s.label}: ${s.segments} segments, ${fmt(s.bytes / MiB, 0)} MiB, ${s.sessions * s.inFlight} connections`);
   console.log('');
 
   const block = makeBlock();
@@ -619,13 +705,13 @@ async function main() {
   for (const scenario of selected) {
     for (const fsync of opts.fsync) {
       for (let rep = 0; rep < repeat; rep++) {
-        // Alternate the order (bare first, then gateway first, …) so drift in the disk's speed
-        // does not always favour the same server.
-        for (const server of rep % 2 === 0 ? ['bare', 'gateway'] : ['gateway', 'bare']) {
+        // Rotate the order so drift in the machine's speed does not always favour the same server.
+        const order = opts.servers.map((_, i) => opts.servers[(i + rep) % opts.servers.length]);
+        for (const server of order) {
           process.stderr.write(`  … ${scenario.name} fsync ${fsync} ${server}${repeat > 1 ? ` (${rep + 1}/${repeat})` : ''}`);
           const r = await runOne(scenario, server, fsync, block, backend, opts);
-          r.rate = mb(r.bytes) / r.seconds;
-          process.stderr.write(` ${fmt(r.seconds, 1)} s, ${fmt(r.rate)} MB/s\n`);
+          r.rate = r.bytes / MiB / r.seconds;
+          process.stderr.write(` ${fmt(r.seconds, 1)} s, ${fmt(r.rate)} MiB/s\n`);
           runs.push({ scenario, fsync, server, ...r });
           if (r.failures.length > 0) {
             failed = true;
@@ -636,12 +722,11 @@ async function main() {
     }
   }
 
-  // Per scenario, fsync and server: the run with the median MB/s (its latencies too); peak RSS
-  // is the highest of all its runs.
+  // Per scenario, fsync and server: the median run (MiB/s, latencies, CPU); peak RSS the highest.
   const results = [];
   for (const scenario of selected) {
     for (const fsync of opts.fsync) {
-      for (const server of ['bare', 'gateway']) {
+      for (const server of opts.servers) {
         const mine = runs.filter((r) => r.scenario === scenario && r.fsync === fsync && r.server === server).sort((a, b) => a.rate - b.rate);
         if (mine.length === 0) continue;
         const median = mine[Math.floor((mine.length - 1) / 2)];
@@ -650,45 +735,38 @@ async function main() {
     }
   }
   const find = (scenario, fsync, server) => results.find((r) => r.scenario === scenario && r.fsync === fsync && r.server === server);
-  if (repeat > 1) console.log(`${repeat} runs each, in alternating order; MB/s, segments/s and latencies of the median run, "runs" = slowest–fastest MB/s, peak RSS = highest\n`);
-  console.log(row(['scenario', 'fsync', 'server', 'MB/s', 'segments/s', 'p50 ms', 'p99 ms', 'peak RSS MB', 'gw/bare', 'CPU ms/MB', ...(repeat > 1 ? ['runs MB/s'] : [])]));
+  if (repeat > 1) console.log(`${repeat} runs each, servers in rotating order; the median run is shown, "runs" = slowest–fastest MiB/s, peak RSS = highest\n`);
+  console.log(row(['scenario', 'fsync', 'server', 'MiB/s', 'segments/s', 'CPU µs/seg', 'p50 ms', 'p99 ms', 'peak MiB', '÷ discard', ...(repeat > 1 ? ['runs'] : [])]));
   for (const r of results) {
-    const bare = find(r.scenario, r.fsync, 'bare');
-    const ratio = r.server === 'gateway' && bare ? fmt(r.rate / bare.rate, 2) : '';
-    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / 1e6, 0), ratio, fmt((r.cpu * 1000) / mb(r.bytes), 2), ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
+    const discard = find(r.scenario, r.fsync, 'discard');
+    const ratio = r.server !== 'discard' && discard ? fmt(r.rate / discard.rate, 2) : '';
+    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt((r.cpu * 1e6) / r.segments, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / MiB, 0), ratio, ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
   }
-  console.log('');
+  console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
 
-  console.log(`load average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
-  // Verdicts.
+  // Verdicts against the targets.
   for (const fsync of opts.fsync) {
-    const gw = find(all[0], fsync, 'gateway');
-    const bare = find(all[0], fsync, 'bare');
-    if (!gw || !bare) continue;
-    const ratio = gw.rate / bare.rate;
-    console.log(`verdict: large segments (8 MiB), fsync ${fsync}: gateway/bare ${fmt(ratio, 2)} ${ratio >= RATIO_TARGET ? '≥' : '<'} ${RATIO_TARGET} → ${ratio >= RATIO_TARGET ? 'PASS' : 'FAIL'}`);
+    for (const scenario of selected) {
+      const target = TARGETS[fsync][scenario.name];
+      const gw = find(scenario, fsync, 'gateway');
+      const discard = find(scenario, fsync, 'discard');
+      if (target === undefined || !gw || !discard) continue;
+      const ratio = gw.rate / discard.rate;
+      console.log(`verdict: ${pad(scenario.name, 7, true)} fsync ${pad(fsync, 3, true)} gateway ÷ discard ${fmt(ratio, 2)} ${ratio >= target ? '≥' : '<'} ${target} → ${ratio >= target ? 'PASS' : 'MISS'}`);
+    }
   }
   const gateways = results.filter((r) => r.server === 'gateway');
   if (gateways.length > 0) {
     const worst = gateways.reduce((a, b) => (b.peakRss > a.peakRss ? b : a));
-    const peak = worst.peakRss / 1e6;
-    const bare = find(worst.scenario, worst.fsync, 'bare');
-    const context = bare ? `; bare server there: ${fmt(bare.peakRss / 1e6, 0)} MB` : '';
-    console.log(`verdict: gateway peak RSS ${fmt(peak, 0)} MB (${worst.scenario.name}, fsync ${worst.fsync}${context}) ${peak < RSS_TARGET_MB ? '<' : '≥'} ${RSS_TARGET_MB} MB → ${peak < RSS_TARGET_MB ? 'PASS' : 'FAIL'}`);
+    const peak = worst.peakRss / MiB;
+    const discard = find(worst.scenario, worst.fsync, 'discard');
+    console.log(`verdict: gateway peak RSS ${fmt(peak, 0)} MiB (${worst.scenario.name}, fsync ${worst.fsync}${discard ? `; discard there ${fmt(discard.peakRss / MiB, 0)} MiB` : ''}) ${peak <= RSS_TARGET_MIB ? '≤' : '>'} ${RSS_TARGET_MIB} MiB → ${peak <= RSS_TARGET_MIB ? 'PASS' : 'MISS'}`);
   }
-  if (opts.fsync.length === 2) {
-    const gains = selected.map((s) => {
-      const on = find(s, 'on', 'gateway');
-      const off = find(s, 'off', 'gateway');
-      return on && off ? `${s.name} ×${fmt(off.rate / on.rate, 2)} MB/s (p50 ${fmt(on.p50, 1)} → ${fmt(off.p50, 1)} ms)` : null;
-    }).filter(Boolean);
-    console.log(`upload_fsync off vs on (gateway): ${gains.join('; ')}`);
-  }
-  if (withMultipart) {
+  if (withMultipart && opts.servers.includes('gateway')) {
     const bytes = opts.quick ? 256 * MiB : 2 * GiB;
     process.stderr.write(`  … multipart ${fmt(bytes / GiB, 2)} GiB in one form\n`);
     const m = await runMultipart(bytes, block, backend);
-    console.log(`multipart: one ${fmt(bytes / GiB, 2)} GiB file posted in one form: ${fmt(mb(bytes) / m.seconds)} MB/s, gateway peak RSS ${fmt(m.peakRss / 1e6, 0)} MB ${m.peakRss / 1e6 < RSS_TARGET_MB ? '<' : '≥'} ${RSS_TARGET_MB} MB → ${m.failures.length === 0 && m.peakRss / 1e6 < RSS_TARGET_MB ? 'PASS' : 'FAIL'}`);
+    console.log(`multipart: one ${fmt(bytes / GiB, 2)} GiB file in one form (md5, sha256): ${fmt(bytes / MiB / m.seconds)} MiB/s, gateway peak RSS ${fmt(m.peakRss / MiB, 0)} MiB ${m.peakRss / MiB <= RSS_TARGET_MIB ? '≤' : '>'} ${RSS_TARGET_MIB} MiB → ${m.failures.length === 0 && m.peakRss / MiB <= RSS_TARGET_MIB ? 'PASS' : 'MISS'}`);
     if (m.failures.length > 0) {
       console.log(`multipart FAILED: ${m.failures.join('; ')}`);
       failed = true;

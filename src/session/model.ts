@@ -124,19 +124,21 @@ export interface SegmentRequest {
 /** The byte range a single-shot upload of unknown length reserves: all of them. */
 export const WHOLE_FILE_UNKNOWN: ByteRange = { start: 0, end: Number.MAX_SAFE_INTEGER };
 
-const copyRecord = (r: SessionRecord): SessionRecord => structuredClone(r);
-
 // ---------------------------------------------------------------------------------------------
 // Journal replay
 // ---------------------------------------------------------------------------------------------
 
-/** The state after one more record (a record that does not fit the state is ignored: it cannot come from a valid journal). */
+/**
+ * The state after one more record (a record that does not fit the state is ignored: it cannot
+ * come from a valid journal). Records and states are never changed in place: each change makes a
+ * new record object (sharing what did not change), so callers may keep references to old ones.
+ */
 export function applyRecord(state: SessionState, rec: JournalRecord): SessionState {
-  if (rec.t === 'h') return { record: copyRecord(rec.r) };
-  if (rec.t === 'z') return { tombstone: { ...rec.z } };
+  if (rec.t === 'h') return { record: rec.r };
+  if (rec.t === 'z') return { tombstone: rec.z };
   const current = state.record;
   if (!current) return state;
-  const record = copyRecord(current);
+  const record = { ...current };
   switch (rec.t) {
     case 'f':
       record.fileId = rec.f;
@@ -160,7 +162,7 @@ export function applyRecord(state: SessionState, rec: JournalRecord): SessionSta
       break;
     case 'a':
       delete record.handoff;
-      record.completion = { ...rec.c, headers: rec.c.headers.map(([n, v]) => [n, v]) };
+      record.completion = rec.c;
       record.expiresAt = rec.x;
       break;
   }
@@ -174,8 +176,8 @@ export function replay(records: readonly JournalRecord[]): SessionState {
 
 /** Records that rebuild `state` from nothing (journal compaction). */
 export function snapshotRecords(state: SessionState): JournalRecord[] {
-  if (state.record) return [{ t: 'h', r: copyRecord(state.record) }];
-  if (state.tombstone) return [{ t: 'z', z: { ...state.tombstone } }];
+  if (state.record) return [{ t: 'h', r: state.record }];
+  if (state.tombstone) return [{ t: 'z', z: state.tombstone }];
   return [];
 }
 
@@ -252,7 +254,7 @@ export function decideBegin(
   // A single-shot upload of unknown length claims the whole file (all of it, while the total is unknown).
   const reserve = total === null ? WHOLE_FILE_UNKNOWN : segment.total === null ? { start: 0, end: total - 1 } : { start: segment.start, end: segment.end };
   if (inFlight.some((r) => overlaps(r, reserve))) return refuse(503, 'the range overlaps a segment of this session still in flight');
-  if (current) return { kind: 'join', record: copyRecord(current), reserve };
+  if (current) return { kind: 'join', record: current, reserve };
   const replaces = tombstone && tombstone.dataPath === segment.dataPath ? tombstone.fileId : null;
   return {
     kind: 'create',
@@ -290,7 +292,7 @@ export function decideCommit(
   }
   const records: JournalRecord[] = [];
   if (isFileComplete(current)) {
-    if (current.completion) return { kind: 'replay', record: copyRecord(current) };
+    if (current.completion) return { kind: 'replay', record: current };
     if (claimIsLive(current, now, policy, actor)) return refuse(503, 'the upload is being handed to the backend; retry shortly');
   } else {
     const range: JournalRecord = { t: 'r', s: segment.start, e: segment.end, u: now, x: now + policy.sessionTimeoutMs };
@@ -299,7 +301,7 @@ export function decideCommit(
   }
   let record = records.reduce((s, r) => applyRecord(s, r), { record: current } as SessionState).record!;
   if (!isFileComplete(record)) return { kind: 'partial', record, records };
-  const claim: JournalRecord = { t: 'c', o: actor.instanceId, at: now, m: { ...segment.meta } };
+  const claim: JournalRecord = { t: 'c', o: actor.instanceId, at: now, m: segment.meta };
   records.push(claim);
   record = applyRecord({ record }, claim).record!;
   return { kind: 'handoff', record, records };

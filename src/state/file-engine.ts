@@ -158,7 +158,8 @@ export class FileSessionEngine implements SessionEngine {
     const range = { ...reserve };
     entry.inFlight.add(range);
     try {
-      const record = structuredClone(entry.state.record!);
+      // Records are never changed in place (see applyRecord): the ticket keeps this one as it is.
+      const record = entry.state.record!;
       let file = null;
       if (record.fileId !== null) {
         file = await this.options.dataFiles.acquire(record.dataPath, record.fileId).catch((err) => {
@@ -252,7 +253,7 @@ export class FileSessionEngine implements SessionEngine {
         if (decision.kind === 'replay') return decision;
         await this.append(entry, decision.records);
         const record = entry.state.record!;
-        return decision.kind === 'handoff' ? { kind: 'handoff', record: structuredClone(record), claim: { ...record.handoff! } } : { kind: 'partial', record: structuredClone(record) };
+        return decision.kind === 'handoff' ? { kind: 'handoff', record, claim: record.handoff! } : { kind: 'partial', record };
       });
       // D23: acknowledged once the record is durable; concurrent segments share the flush.
       if (outcome.kind !== 'replay' && policy.durable) await this.sync(entry);
@@ -329,7 +330,7 @@ export class FileSessionEngine implements SessionEngine {
       // Report what is durable: wait for a flush in progress.
       await entry.journal?.settled();
       const record = entry.state.record;
-      return record && !isExpired(record, Date.now()) ? structuredClone(record) : undefined;
+      return record && !isExpired(record, Date.now()) ? record : undefined;
     } finally {
       entry.pins--;
     }

@@ -5,7 +5,7 @@
  * 10-digit temporary name, a single-shot upload and a resumable session of one id) can never
  * write into, or delete, each other's file: one of them is refused instead.
  */
-import { promises as fs, constants as fsConstants } from 'node:fs';
+import { promises as fs, constants as fsConstants, readSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -152,14 +152,25 @@ export class Flusher {
   }
 }
 
+/**
+ * Writes up to this many bytes from the event loop itself, as nginx's workers write (blocking
+ * pwrite unless `aio threads`): a small write into the page cache is a short memory copy, and
+ * handing it to libuv's thread pool costs far more than the copy (measured here: 16 KiB written
+ * with 5 µs of CPU inline, 30-60 µs through the pool). Larger writes go to the pool, where they
+ * overlap with reading the socket; flushes (fdatasync), which wait for the disk, too.
+ */
+export const INLINE_WRITE_MAX = 64 * 1024;
+
 /** Writes all of `buffers` at `position` (positional writev until nothing is left). */
 export async function writeAllAt(handle: FileHandle, buffers: readonly Buffer[], position: number): Promise<void> {
   let pending = buffers as Buffer[];
   let at = position;
+  let total = 0;
+  for (const b of buffers) total += b.length;
   while (pending.length > 0) {
-    const { bytesWritten } = await handle.writev(pending, at);
-    at += bytesWritten;
-    pending = dropBytes(pending, bytesWritten);
+    const written = total > INLINE_WRITE_MAX ? (await handle.writev(pending, at)).bytesWritten : writevSync(handle.fd, pending, at);
+    at += written;
+    pending = dropBytes(pending, written);
   }
 }
 
@@ -177,12 +188,12 @@ function dropBytes(buffers: Buffer[], count: number): Buffer[] {
   return rest;
 }
 
-/** Reads exactly `length` bytes at `position` (fewer only at the end of the file). */
+/** Reads exactly `length` bytes at `position` (fewer only at the end of the file); inline, as `writeAllAt` writes. */
 export async function readAt(handle: FileHandle, length: number, position: number): Promise<Buffer> {
   const out = Buffer.allocUnsafe(length);
   let filled = 0;
   while (filled < length) {
-    const { bytesRead } = await handle.read(out, filled, length - filled, position + filled);
+    const bytesRead = readSync(handle.fd, out, filled, length - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
