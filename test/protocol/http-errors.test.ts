@@ -6,6 +6,7 @@ describe('STATUS_TEXT', () => {
     expect(STATUS_TEXT).toEqual({
       400: 'Bad Request',
       405: 'Not Allowed',
+      408: 'Request Time-out',
       409: 'Conflict',
       411: 'Length Required',
       413: 'Request Entity Too Large',
@@ -13,9 +14,11 @@ describe('STATUS_TEXT', () => {
       416: 'Requested Range Not Satisfiable',
       460: 'Checksum Mismatch',
       500: 'Internal Server Error',
+      501: 'Not Implemented',
       502: 'Bad Gateway',
       503: 'Service Temporarily Unavailable',
       504: 'Gateway Time-out',
+      505: 'HTTP Version Not Supported',
     });
   });
 });
