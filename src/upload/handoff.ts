@@ -102,11 +102,17 @@ async function readBody(response: IncomingMessage): Promise<{ body: Buffer | nul
           body: null,
           stream: Readable.from(
             (async function* () {
-              yield head;
-              for (;;) {
-                const more = await iterator.next();
-                if (more.done) return;
-                yield more.value;
+              try {
+                yield head;
+                for (;;) {
+                  const more = await iterator.next();
+                  if (more.done) return;
+                  yield more.value;
+                }
+              } finally {
+                // Also when the client went away mid-answer (send_timeout, disconnect): the
+                // backend's connection must not stay open behind it.
+                response.destroy();
               }
             })(),
           ),
