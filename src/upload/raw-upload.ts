@@ -293,31 +293,35 @@ function segmentVariables(record: SessionRecord, range: SegmentRange, fileNumber
 /** Completion: the generated form goes to the backend exactly once (D6, D7). */
 async function handOffSession(ctx: Context, location: LocationConfig, services: UploadServices, record: SessionRecord, range: SegmentRange, addHeaders: Array<[string, string]>): Promise<void> {
   const sessions = services.sessions(location);
-  const boundary = rawModeBoundary(services.counter.take());
-  const vars = segmentVariables(record, range, 1);
-  const form = new FormBodyBuilder(boundary);
-  const lookup = variableLookup(ctx.req, vars);
-  appendFileFields(form, location.setFormFields, lookup);
-  const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
-  vars.digests = await digestFile(record.dataPath, digestsNeeded(location), resume);
-  vars.size = record.total;
-  appendFileFields(form, location.aggregateFormFields, lookup);
-  checkOutputLimit(form, location);
-
   let answer: BackendAnswer;
   try {
+    const boundary = rawModeBoundary(services.counter.take());
+    const vars = segmentVariables(record, range, 1);
+    const form = new FormBodyBuilder(boundary);
+    const lookup = variableLookup(ctx.req, vars);
+    appendFileFields(form, location.setFormFields, lookup);
+    const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
+    vars.digests = await digestFile(record.dataPath, digestsNeeded(location), resume);
+    vars.size = record.total;
+    appendFileFields(form, location.aggregateFormFields, lookup);
+    checkOutputLimit(form, location);
     answer = await callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
   } catch (err) {
-    if (!(err instanceof BackendUnreachable)) throw err;
-    // D7: keep the complete upload; the client's retry of any segment re-attempts the hand-off.
+    // D7: keep the complete upload; the client's retry of any segment re-attempts the hand-off. A
+    // failed attempt never holds the session longer than itself: its claim goes whatever failed.
     const claim = record.handoff;
-    await withLock(services.locker(location), record.id, (lease) =>
+    const releaseClaim = withLock(services.locker(location), record.id, (lease) =>
       sessions.update(record.id, (current): Change<void> => {
         if (!current?.handoff || current.handoff.owner !== claim?.owner || current.handoff.startedAt !== claim.startedAt) return { result: undefined };
         delete current.handoff;
         return { record: current, result: undefined };
       }, [lease]),
     );
+    if (!(err instanceof BackendUnreachable)) {
+      await releaseClaim.catch(() => undefined);
+      throw err;
+    }
+    await releaseClaim;
     services.log.warn({ session: record.id, err: err.message }, 'backend unreachable; upload kept for a retry');
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
