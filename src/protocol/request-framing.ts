@@ -7,7 +7,9 @@
  *
  * - `Transfer-Encoding` given twice, or together with `Content-Length` in any form → 400 (RFC 9112
  *   §6.1: such a message is faulty framing, the connection must close);
- * - a transfer coding other than `chunked` (`gzip, chunked`) → 501 (RFC 9112 §6.1), since the
+ * - `Transfer-Encoding` not ending with `chunked` → 400 (RFC 9112 §6.3; Node refuses it too, but
+ *   only after it emitted the request);
+ * - a transfer coding besides `chunked` (`gzip, chunked`) → 501 (RFC 9112 §6.1), since the
  *   gateway would otherwise store coded bytes as the file;
  * - `Host` given twice → 400 (RFC 9112 §3.2);
  * - HTTP/2 or later in the request-line → 505.
@@ -42,9 +44,10 @@ export function requestFramingProblem(request: RequestHead): FramingProblem | nu
   if (transferEncodings.length === 1) {
     if (values(request.rawHeaders, 'content-length').length > 0) return { status: 400, reason: 'both Content-Length and Transfer-Encoding given' };
     const coding = transferEncodings[0].trim();
-    if (coding.toLowerCase() !== 'chunked') {
-      return { status: 501, reason: `Transfer-Encoding ${quoteValue(coding)} is not supported: only chunked` };
-    }
+    const codings = coding.split(',').map((c) => c.trim().toLowerCase()).filter((c) => c !== '');
+    // RFC 9112 §6.3: without chunked as the final coding the body length cannot be known.
+    if (codings[codings.length - 1] !== 'chunked') return { status: 400, reason: `Transfer-Encoding ${quoteValue(coding)} does not end with chunked` };
+    if (codings.length > 1) return { status: 501, reason: `Transfer-Encoding ${quoteValue(coding)} is not supported: only chunked` };
   }
   if (values(request.rawHeaders, 'host').length > 1) return { status: 400, reason: 'Host given more than once' };
   return null;

@@ -8,7 +8,9 @@ describe('requestFramingProblem', () => {
     ['Transfer-Encoding twice', 400, ['Transfer-Encoding', 'identity', 'transfer-encoding', 'chunked'], 1, /more than once/],
     ['Transfer-Encoding with Content-Length', 400, ['Transfer-Encoding', 'chunked', 'Content-Length', '5'], 1, /both Content-Length and Transfer-Encoding/],
     ['a coding other than chunked', 501, ['Transfer-Encoding', 'gzip, chunked'], 1, /^Transfer-Encoding "gzip, chunked" is not supported: only chunked$/],
-    ['an empty Transfer-Encoding', 501, ['Transfer-Encoding', ''], 1, /not supported/],
+    ['an empty Transfer-Encoding', 400, ['Transfer-Encoding', ''], 1, /^Transfer-Encoding "" does not end with chunked$/],
+    ['chunked not last', 400, ['Transfer-Encoding', 'chunked, gzip'], 1, /does not end with chunked/],
+    ['no chunked at all', 400, ['Transfer-Encoding', 'gzip'], 1, /does not end with chunked/],
     ['Host twice', 400, ['Host', 'a', 'HOST', 'b'], 1, /Host given more than once/],
     ['HTTP/2', 505, [], 2, /HTTP\/2 is not supported/],
   ])('%s → %i', (_label, status, rawHeaders, major, reason) => {
@@ -20,6 +22,7 @@ describe('requestFramingProblem', () => {
   test.each([
     [['Host', 'x', 'Transfer-Encoding', 'chunked']],
     [['Host', 'x', 'Transfer-Encoding', ' Chunked ']],
+    [['Host', 'x', 'Transfer-Encoding', ', chunked']],
     [['Host', 'x', 'Content-Length', '5']],
     [[]],
   ])('%j is fine', (rawHeaders) => {
