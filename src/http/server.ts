@@ -73,10 +73,18 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
   });
   server.on('connect', (_req: http.IncomingMessage, socket: Socket) => {
     socket.on('error', () => undefined);
-    socket.end(plainAnswer(405, 'method CONNECT is not supported: this is an upload gateway, not a proxy'));
+    endWith(socket, plainAnswer(405, 'method CONNECT is not supported: this is an upload gateway, not a proxy'));
   });
   server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerClientError(err, socket as ServerSocket, lastResponses));
   return server;
+}
+
+/** Ends a connection after `answer`; a client that does not close its side is cut after 5 s. */
+function endWith(socket: Socket, answer: string): void {
+  socket.end(answer);
+  const linger = setTimeout(() => socket.destroy(), 5000);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
 }
 
 /**
@@ -197,5 +205,5 @@ function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, soc
     return;
   }
   socket[ANSWERED_BY_HTTP_LAYER] = true;
-  socket.end(answer);
+  endWith(socket, answer);
 }

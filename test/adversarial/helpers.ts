@@ -156,9 +156,10 @@ export class RawConnection {
     );
   }
 
-  static open(port: number): Promise<RawConnection> {
+  /** `allowHalfOpen`: the connection stays open for writing after the server ended its side (a client that never closes). */
+  static open(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawConnection> {
     return new Promise((resolve, reject) => {
-      const socket = net.connect({ port, host: '127.0.0.1' });
+      const socket = net.connect({ port, host: '127.0.0.1', allowHalfOpen: options.allowHalfOpen ?? false });
       socket.once('error', reject);
       socket.once('connect', () => {
         socket.off('error', reject);

@@ -155,6 +155,19 @@ describe('client_header_timeout', () => {
     await expectStillServing(gw);
   });
 
+  test('a client that keeps its side open after the 408 is cut off 5 s later: no descriptor kept', async () => {
+    const before = await snapshot(gw);
+    const connection = await RawConnection.open(gw.port, { allowHalfOpen: true });
+    await connection.write('POST /upload HTTP/1.1\r\nHost: test\r\n');
+    const answered = await connection.waitAnswers(1, 10 * TIMEOUT_MS);
+    expect(answered.answers.map((a) => a.status)).toEqual([408]);
+    expect(connection.closed).toBe(false);
+    await sleep(5500);
+    // The gateway let go of the connection (its descriptor is gone) although the client did not close.
+    await expectNothingLeaked(gw, before);
+    connection.destroy();
+  }, 30_000);
+
   test('a connection that sends nothing → 408, then the connection closes', async () => {
     const connection = await RawConnection.open(gw.port);
     const res = await connection.waitClosed(10 * TIMEOUT_MS);
