@@ -47,6 +47,14 @@ type State =
   | 'trailerEndLf'
   | 'passthrough';
 
+/** States that wait for one exact byte, and where it leads. */
+const EXPECTED_BYTE: Partial<Record<State, [number, State | 'nextMessage']>> = {
+  chunkDataCr: [CR, 'chunkDataLf'],
+  chunkDataLf: [LF, 'chunkSize'],
+  trailerLineLf: [LF, 'trailerLineStart'],
+  trailerEndLf: [LF, 'nextMessage'],
+};
+
 function trimOws(value: string): string {
   return value.replace(/^[ \t]+|[ \t]+$/g, '');
 }
@@ -206,6 +214,15 @@ export class BareLfHeadNormalizer {
 
   /** One byte of chunked framing (RFC 9112 §7.1), CRLF line ends only. */
   private readChunkFraming(c: number): void {
+    const expected = EXPECTED_BYTE[this.state];
+    if (expected) {
+      if (c !== expected[0]) return this.giveUp();
+      if (expected[1] === 'nextMessage') return this.startMessage();
+      this.state = expected[1];
+      this.chunkSize = 0;
+      this.chunkSizeDigits = 0;
+      return;
+    }
     switch (this.state) {
       case 'chunkSize':
         if (isHexDigit(c)) {
@@ -228,16 +245,6 @@ export class BareLfHeadNormalizer {
           this.state = 'chunkData';
         }
         return;
-      case 'chunkDataCr':
-        if (c === CR) this.state = 'chunkDataLf';
-        else this.giveUp();
-        return;
-      case 'chunkDataLf':
-        if (c !== LF) return this.giveUp();
-        this.state = 'chunkSize';
-        this.chunkSize = 0;
-        this.chunkSizeDigits = 0;
-        return;
       case 'trailerLineStart':
         if (c === CR) this.state = 'trailerEndLf';
         else if (c === LF) this.giveUp();
@@ -246,14 +253,6 @@ export class BareLfHeadNormalizer {
       case 'trailerLine':
         if (c === CR) this.state = 'trailerLineLf';
         else if (c === LF) this.giveUp();
-        return;
-      case 'trailerLineLf':
-        if (c === LF) this.state = 'trailerLineStart';
-        else this.giveUp();
-        return;
-      case 'trailerEndLf':
-        if (c === LF) this.startMessage();
-        else this.giveUp();
         return;
     }
   }
