@@ -24,7 +24,11 @@ beforeAll(async () => {
       : 'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nConnection: close\r\n\r\ncomplete\n',
   ).start();
   gw = await startAttackedGateway({
-    topLevel: `location /flaky { upload_pass http://127.0.0.1:${flaky.port}; upload_resumable on; upload_store __STORE__ 1; upload_state_store __STATE__; }`,
+    topLevel: [
+      `location /flaky { upload_pass http://127.0.0.1:${flaky.port}; upload_resumable on; upload_store __STORE__ 1; upload_state_store __STATE__; }`,
+      'location /tight { upload_pass http://__BACKEND__; upload_resumable on; upload_store __STORE__ 1; upload_state_store __STATE__;',
+      '  upload_set_form_field name "$upload_file_name"; upload_max_output_body_len 100; }',
+    ].join('\n'),
   });
 });
 afterAll(async () => {
@@ -147,5 +151,22 @@ describe('a hand-off that fails releases its claim', () => {
     // The completed upload is replayed from now on, without a third hand-off (D7).
     expect((await sendSegment(gw.port, id, file, { start: 0, end: 999 })).status).toBe(200);
     expect(flaky.requests.length).toBe(2);
+  });
+
+  test('a form over upload_max_output_body_len: 413, and the retry gets 413 again at once (not 503)', async () => {
+    const id = `tight${process.pid}`;
+    const file = randomFile(20, 12);
+    const segment = (start: number, end: number) => {
+      const head = segmentHead(id, `bytes ${start}-${end}/${file.length}`).replace('POST /upload', 'POST /tight').replace('filename="a.bin"', `filename="${'n'.repeat(120)}.bin"`);
+      return exchange(gw.port, Buffer.concat([latin1(`${head}\r\nContent-Length: ${end - start + 1}\r\nConnection: close\r\n\r\n`), file.subarray(start, end + 1)]));
+    };
+    const calls = gw.backend.requests.length;
+    expect((await segment(0, 9)).answers.map((a) => a.status)).toEqual([201]);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const res = await segment(10, 19);
+      expect(res.answers.map((a) => a.status)).toEqual([413]);
+      expect(res.answers[0].body.toString()).toMatch(/upload_max_output_body_len/);
+    }
+    expect(gw.backend.requests.length).toBe(calls);
   });
 });
