@@ -5,7 +5,7 @@ import Koa from 'koa';
 import pino, { type Logger } from 'pino';
 import type { GatewayConfig, LocationConfig } from './config/types';
 import { UploadError } from './protocol/http-errors';
-import { createHttpServer } from './http/server';
+import { createHttpServer, setSendTimeout } from './http/server';
 import { errorResponder } from './http/error-responder';
 import { matchLocation } from './http/locations';
 import { uploadLocation, type MultipartHandler } from './upload/location-handler';
@@ -31,8 +31,8 @@ export interface GatewayOptions {
   /** Redis key prefix and reservation lifetime for `upload_state_redis` (tests shorten it). */
   redis?: { prefix?: string; reserveTtlMs?: number };
   multipart?: MultipartHandler | null;
-  /** Accept bare-LF request heads like nginx (default true). */
-  lenientHttpParser?: boolean;
+  /** Accept bare-LF request heads like nginx (default true); the parser is strict either way. */
+  bareLfHeads?: boolean;
 }
 
 export interface Gateway {
@@ -90,23 +90,29 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   // Upload locations (tracked in their upload_progress zone with track_uploads) and progress
   // locations (report_uploads), matched together as nginx matches locations.
   const multipart = options.multipart === undefined ? handleMultipartUpload : options.multipart;
-  const served: Array<{ match: 'exact' | 'prefix'; path: string; handler: Middleware }> = [
+  const served: Array<{ match: 'exact' | 'prefix'; path: string; sendTimeoutMs: number; handler: Middleware }> = [
     ...config.locations.map((l) => {
       const handler = uploadLocation(l, services, multipart);
       const zone = l.trackUploads ? zones.get(l.trackUploads.zone) : undefined;
-      return { match: l.match, path: l.path, handler: zone ? trackUploads(l, zone, { instanceId, log })(handler) : handler };
+      return { match: l.match, path: l.path, sendTimeoutMs: l.sendTimeoutMs, handler: zone ? trackUploads(l, zone, { instanceId, log })(handler) : handler };
     }),
-    ...config.progressLocations.map((p) => ({ match: p.match, path: p.path, handler: reportUploads(p, zones.get(p.zone)!) })),
+    ...config.progressLocations.map((p) => ({ match: p.match, path: p.path, sendTimeoutMs: p.sendTimeoutMs, handler: reportUploads(p, zones.get(p.zone)!) })),
   ];
   app.use(async (ctx, next) => {
     const q = ctx.req.url?.indexOf('?') ?? -1;
     const uriPath = q < 0 ? ctx.req.url ?? '/' : ctx.req.url!.slice(0, q);
     const location = matchLocation(served, uriPath);
     if (!location) throw new UploadError(404, `no upload location matches ${uriPath}`);
+    setSendTimeout(ctx.res, location.sendTimeoutMs);
     return location.handler(ctx, next);
   });
 
-  const server = createHttpServer(app.callback(), { lenient: options.lenientHttpParser ?? true });
+  const server = createHttpServer(app.callback(), {
+    clientHeaderTimeoutMs: config.clientHeaderTimeoutMs,
+    sendTimeoutMs: config.sendTimeoutMs,
+    shortestSendTimeoutMs: Math.min(config.sendTimeoutMs, ...served.map((l) => l.sendTimeoutMs)),
+    bareLfHeads: options.bareLfHeads,
+  });
   let sweepTimer: NodeJS.Timeout | null = null;
 
   function sweepExpired(): Promise<number> {

@@ -47,7 +47,7 @@ export interface ConfigDraft {
   /** Directory that relative paths are resolved against. */
   baseDir: string;
   listen: { host: string; port: number } | null;
-  /** The innermost top-level scope (server, else http, else the file's top level): gives `GatewayConfig.clientMaxBodySize`. */
+  /** The innermost top-level scope (server, else http, else the file's top level): gives `GatewayConfig`'s server-level settings. */
   top: ScopeDraft;
   locations: LocationDraft[];
   sampleBackend: { filesDir: string } | null;
@@ -212,7 +212,8 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
 
   const locations = uploads.map((location): LocationConfig => {
     const { pass, via } = resolveUploadPass(location.uploadPass, named, byUri);
-    const settings: FullSettings = mergeSettings(defaults, ...chain(location.scope));
+    // Server-level settings stay with the server (GatewayConfig).
+    const { clientHeaderTimeoutMs: _server, ...settings } = mergeSettings(defaults, ...chain(location.scope));
     // The location that proxies decides the backend timeouts when it sets them (as in nginx, where
     // the proxying happens there); otherwise the upload location's own (or inherited) values apply.
     if (via) {
@@ -257,6 +258,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       jsonpParameter: settings.progressJsonpParameter,
       contentType: settings.progressContentType,
       templates: settings.progressTemplates,
+      sendTimeoutMs: settings.sendTimeoutMs,
     };
   });
   const progressZones = [...draft.progressZones].map(([name, zone]): ProgressZoneConfig => ({
@@ -266,10 +268,13 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     origin: describeWhere(zone.where),
   }));
 
+  const server = mergeSettings(defaults, ...chain(draft.top));
   return {
     source: draft.source,
     listen: draft.listen ?? { ...DEFAULT_LISTEN },
-    clientMaxBodySize: mergeSettings(defaults, ...chain(draft.top)).clientMaxBodySize,
+    clientMaxBodySize: server.clientMaxBodySize,
+    clientHeaderTimeoutMs: server.clientHeaderTimeoutMs,
+    sendTimeoutMs: server.sendTimeoutMs,
     locations,
     sampleBackend: draft.sampleBackend,
     progressZones,

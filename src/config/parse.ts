@@ -243,6 +243,7 @@ function walkBlock(statements: Statement[], kind: BlockKind, scope: ScopeDraft, 
 
     const spec = SETTING_BY_DIRECTIVE.get(name);
     if (!spec) throw configError(where, `unknown directive "${name}"`);
+    if (spec.serverOnly && location) throw notAllowed(where, name);
     expectSimple(statement, where);
     if (args.length < spec.minArgs || args.length > spec.maxArgs) throw argCountError(where, name);
     const key: SettingKey = spec.key;

@@ -67,6 +67,10 @@ export interface SettingsInput {
   rangeHeaderBufferSize?: SizeInput;
   /** client_max_body_size */
   clientMaxBodySize?: SizeInput;
+  /** client_body_timeout */
+  clientBodyTimeout?: TimeInput;
+  /** send_timeout */
+  sendTimeout?: TimeInput;
   /** upload_fsync */
   fsync?: boolean;
   /** upload_session_timeout */
@@ -110,6 +114,7 @@ export interface ProgressLocationInput {
   progressContentType?: string;
   progressTemplates?: Partial<Record<string, string>>;
   stateRedis?: string | null;
+  sendTimeout?: TimeInput;
 }
 
 export interface LocationInput extends SettingsInput {
@@ -123,6 +128,8 @@ export interface LocationInput extends SettingsInput {
 export interface GatewayConfigInput extends SettingsInput {
   /** listen: `"127.0.0.1:8080"`, `"[::1]:8080"`, `8080` (every address, as nginx) or `{ host, port }`. Default 127.0.0.1:8080. */
   listen?: string | number | { host: string; port: number };
+  /** client_header_timeout (top level only, as nginx's http/server contexts) */
+  clientHeaderTimeout?: TimeInput;
   locations?: LocationInput[];
   /** The built-in sample backend (see `embeddedDefaults`); `filesDir` is relative to `baseDir`. */
   sampleBackend?: { filesDir: string } | null;
@@ -137,14 +144,13 @@ export interface GatewayConfigInput extends SettingsInput {
 const SOURCE = '<object>';
 
 const progressOutput = z.enum(['json', 'jsonp', 'java'], { error: 'expected "json", "jsonp" or "java"' }).optional();
-const settingsShape = {
-  ...Object.fromEntries(SETTINGS.map((spec) => [spec.inputKey, spec.input.optional()])),
+const shapeOf = (specs: typeof SETTINGS) => ({
+  ...Object.fromEntries(specs.map((spec) => [spec.inputKey, spec.input.optional()])),
   progressOutput,
-};
-const progressShape = {
-  ...Object.fromEntries(SETTINGS.filter((spec) => spec.progressLocation || spec.key === 'stateRedis').map((spec) => [spec.inputKey, spec.input.optional()])),
-  progressOutput,
-};
+});
+const topShape = shapeOf(SETTINGS);
+const settingsShape = shapeOf(SETTINGS.filter((spec) => !spec.serverOnly));
+const progressShape = shapeOf(SETTINGS.filter((spec) => spec.progressLocation || spec.key === 'stateRedis'));
 
 const progressLocationSchema = z.strictObject({
   match: z.enum(['exact', 'prefix'], { error: 'expected "exact" or "prefix"' }).optional(),
@@ -171,7 +177,7 @@ const configSchema = z.strictObject({
   progressZones: z.record(z.string(), z.union([z.number(), z.string()]), { error: 'expected { NAME: SIZE }' }).optional(),
   progressLocations: z.array(progressLocationSchema, { error: 'expected an array of progress locations' }).optional(),
   demoPage: z.boolean({ error: 'expected true or false' }).optional(),
-  ...settingsShape,
+  ...topShape,
 });
 
 function formatPath(parts: readonly PropertyKey[]): string {

@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { ValueError } from './errors';
 import { compileTemplate, type TemplateContext } from './templates';
-import type { LocationConfig, NameValueTemplate, ProgressState, ProgressTemplates, TrackUploads } from './types';
+import type { LocationConfig, NameValueTemplate, ProgressState, ProgressTemplates, ServerSettings, TrackUploads } from './types';
 import {
   DEFAULT_JSONP_PARAMETER,
   DEFAULT_PROGRESS_CONTENT_TYPE,
@@ -30,8 +30,10 @@ import {
 } from './values';
 
 /** Everything a location can inherit: all of `LocationConfig` except what identifies the location and its target. */
-export type SettingKey = Exclude<keyof LocationConfig, 'match' | 'path' | 'origin' | 'uploadPass'>;
-export type FullSettings = Pick<LocationConfig, SettingKey>;
+export type LocationSettingKey = Exclude<keyof LocationConfig, 'match' | 'path' | 'origin' | 'uploadPass'>;
+/** The location settings and the server-level ones (`SettingSpec.serverOnly`). */
+export type SettingKey = LocationSettingKey | keyof ServerSettings;
+export type FullSettings = Pick<LocationConfig, LocationSettingKey> & ServerSettings;
 /** The settings written at one level (top level, http, server, location). */
 export type Settings = Partial<FullSettings>;
 
@@ -54,6 +56,8 @@ export interface SettingSpec {
   proxyLocation: boolean;
   /** Meaningful in a progress location (`report_uploads`). */
   progressLocation: boolean;
+  /** Only at the top level (nginx's http and server contexts), never in a location. */
+  serverOnly: boolean;
   /** Value of one occurrence (for a repeatable setting: the elements it appends). */
   fromArgs(args: string[], ctx: ValueContext): unknown;
   /** Shape accepted in a configuration object. */
@@ -71,6 +75,7 @@ interface TypedSpec<K extends SettingKey, I> {
   maxArgs: number;
   proxyLocation?: boolean;
   progressLocation?: boolean;
+  serverOnly?: boolean;
   fromArgs(args: string[], ctx: ValueContext): FullSettings[K];
   input: z.ZodType<I>;
   fromInput(value: I, ctx: ValueContext): FullSettings[K];
@@ -82,6 +87,7 @@ function define<K extends SettingKey, I>(spec: TypedSpec<K, I>): SettingSpec {
     repeatable: spec.repeatable ?? false,
     proxyLocation: spec.proxyLocation ?? false,
     progressLocation: spec.progressLocation ?? false,
+    serverOnly: spec.serverOnly ?? false,
     fromInput: spec.fromInput as (value: unknown, ctx: ValueContext) => unknown,
   };
 }
@@ -151,7 +157,10 @@ function progressText<K extends 'progressHeader' | 'progressJsonpParameter' | 'p
   });
 }
 
-function time<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, proxyLocation = false): SettingSpec {
+/** Where a setting may also (`proxyLocation`, `progressLocation`) or only (`serverOnly`) be written. */
+type Contexts = Pick<TypedSpec<SettingKey, unknown>, 'proxyLocation' | 'progressLocation' | 'serverOnly'>;
+
+function time<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, contexts: Contexts = {}): SettingSpec {
   const check = (ms: number): FullSettings[K] => checkMin(ms, min, directive, formatTime) as FullSettings[K];
   return define<K, number | string>({
     key,
@@ -159,7 +168,7 @@ function time<K extends SettingKey>(key: K, directive: string, inputKey: string,
     inputKey,
     minArgs: 1,
     maxArgs: 1,
-    proxyLocation,
+    ...contexts,
     fromArgs: ([value]) => check(parseTime(value)),
     input: timeInput,
     fromInput: (value) => check(typeof value === 'number' ? value : parseTime(value)),
@@ -271,6 +280,10 @@ export const SETTINGS: readonly SettingSpec[] = [
   size('mergeBufferSize', 'upload_merge_buffer_size', 'mergeBufferSize', 128),
   size('rangeHeaderBufferSize', 'upload_range_header_buffer_size', 'rangeHeaderBufferSize', 0),
   size('clientMaxBodySize', 'client_max_body_size', 'clientMaxBodySize', 0, true),
+  // nginx core timeouts (D25): a stalled client is ended with 408, or (answers) disconnected.
+  time('clientHeaderTimeoutMs', 'client_header_timeout', 'clientHeaderTimeout', 1, { serverOnly: true }),
+  time('clientBodyTimeoutMs', 'client_body_timeout', 'clientBodyTimeout', 1),
+  time('sendTimeoutMs', 'send_timeout', 'sendTimeout', 1, { progressLocation: true }),
 
   // Gateway extensions.
   flag('fsync', ['upload_fsync'], 'fsync'),
@@ -299,8 +312,8 @@ export const SETTINGS: readonly SettingSpec[] = [
     input: z.union([z.string(), z.null()], { error: 'expected a redis:// URL, "off" or null' }),
     fromInput: (value) => (value === null ? null : stateRedisValue(value)),
   }),
-  time('backendConnectTimeoutMs', 'proxy_connect_timeout', 'proxyConnectTimeout', 1, true),
-  time('backendReadTimeoutMs', 'proxy_read_timeout', 'proxyReadTimeout', 1, true),
+  time('backendConnectTimeoutMs', 'proxy_connect_timeout', 'proxyConnectTimeout', 1, { proxyLocation: true }),
+  time('backendReadTimeoutMs', 'proxy_read_timeout', 'proxyReadTimeout', 1, { proxyLocation: true }),
 
   // nginx-upload-progress-module (spec upload-progress-module.md §2).
   define<'trackUploads', { zone: string; timeout: number | string } | null>({
@@ -385,8 +398,8 @@ export const SETTING_BY_DIRECTIVE: ReadonlyMap<string, SettingSpec> = new Map(
 );
 
 /**
- * The defaults: the module's (spec §10) where it has one, nginx's `client_max_body_size` 1m, and
- * the gateway's for its extensions. The stores default to `data/store` (one hash level) and
+ * The defaults: the module's (spec §10) where it has one, nginx's `client_max_body_size` 1m and
+ * 60s timeouts, and the gateway's for its extensions. The stores default to `data/store` (one hash level) and
  * `data/state` next to the configuration.
  */
 export function defaultSettings(baseDir: string): FullSettings {
@@ -411,6 +424,9 @@ export function defaultSettings(baseDir: string): FullSettings {
     mergeBufferSize: 2048,
     rangeHeaderBufferSize: 256,
     clientMaxBodySize: 1024 * 1024,
+    clientHeaderTimeoutMs: 60 * 1000,
+    clientBodyTimeoutMs: 60 * 1000,
+    sendTimeoutMs: 60 * 1000,
     fsync: true,
     sessionTimeoutMs: 24 * 3600 * 1000,
     completedRetentionMs: 10 * 60 * 1000,
@@ -442,5 +458,5 @@ export function mergeSettings(base: FullSettings, ...levels: Settings[]): FullSe
       else merged[key] = value;
     }
   }
-  return merged as FullSettings;
+  return merged as unknown as FullSettings;
 }

@@ -85,6 +85,10 @@ export interface LocationConfig {
   rangeHeaderBufferSize: number;
   /** `client_max_body_size` in effect for this location (inherited from the top level), 0 = unlimited. */
   clientMaxBodySize: number;
+  /** `client_body_timeout`: the longest wait for more body bytes of a request (then 408). */
+  clientBodyTimeoutMs: number;
+  /** `send_timeout`: the longest wait for the client to take more of an answer (then the connection closes). */
+  sendTimeoutMs: number;
 
   // Gateway extensions (not in the module).
   /** `upload_fsync on|off` (D23), default on. */
@@ -111,6 +115,12 @@ export interface LocationConfig {
   progressContentType: string;
   /** The four templates (`upload_progress_template`, output directives); each inherited on its own, default JSONP. */
   progressTemplates: ProgressTemplates;
+}
+
+/** Settings of the server itself: nginx's http and server levels, never a location. */
+export interface ServerSettings {
+  /** `client_header_timeout`: a request head must be complete this long after its first byte (then 408). */
+  clientHeaderTimeoutMs: number;
 }
 
 /** `track_uploads ZONE TIMEOUT`. */
@@ -145,6 +155,8 @@ export interface ProgressLocationConfig {
   jsonpParameter: string;
   contentType: string;
   templates: ProgressTemplates;
+  /** `send_timeout` of the location (event streams to a client that stopped reading end). */
+  sendTimeoutMs: number;
 }
 
 export interface GatewayConfig {
@@ -153,6 +165,10 @@ export interface GatewayConfig {
   listen: { host: string; port: number };
   /** `client_max_body_size`, 0 = unlimited; default 1m as nginx. */
   clientMaxBodySize: number;
+  /** `client_header_timeout` (default 60s as nginx). */
+  clientHeaderTimeoutMs: number;
+  /** `send_timeout` of the top level: answers outside the upload and progress locations (default 60s). */
+  sendTimeoutMs: number;
   /** Upload locations, in file order. Named and proxy-only locations are resolved away. */
   locations: LocationConfig[];
   /** Built-in sample backend (embedded defaults only): completed files are moved here and served at `/files/<name>`. */

@@ -26,6 +26,9 @@
  *   as the raw bytes it had on the wire. RFC 2231 continuations (`filename*0=`) are not supported.
  * - Leading DOS/UNIX path elements are stripped from the file name ({@link stripPath}).
  * - The field name is the `name` parameter, verbatim (no path stripping), `''` when absent.
+ * - Control characters (CTLs other than HTAB, and DEL) in the value, or in a decoded `filename*`
+ *   (`%00`, `%0D%0A`), are refused (D26): names go into the backend's form verbatim, where a CR LF
+ *   could forge fields, and into file systems, where a NUL cuts them. The module passes them on.
  */
 import { TextDecoder } from 'util';
 import { quoteValue } from './quote';
@@ -161,9 +164,12 @@ export function decodeExtValue(raw: string): string | null {
   return Buffer.from(decoded.toString('latin1'), 'utf8').toString('latin1');
 }
 
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
 export function parseContentDisposition(value: string): ParseContentDispositionResult {
   const v = trimOws(value);
   if (v === '') return { ok: false, reason: 'empty Content-Disposition' };
+  if (CONTROL.test(v)) return { ok: false, reason: `control character in Content-Disposition ${quoteValue(value)}` };
 
   let i = 0;
   while (i < v.length && v[i] !== ';' && v[i] !== ',' && !isOws(v[i])) i++;
@@ -181,6 +187,7 @@ export function parseContentDisposition(value: string): ParseContentDispositionR
   const star = params.get('filename*');
   const plain = params.get('filename');
   const decoded = star === undefined ? null : decodeExtValue(star);
+  if (decoded !== null && CONTROL.test(decoded)) return { ok: false, reason: `control character in the filename* of Content-Disposition ${quoteValue(value)}` };
   const rawName = decoded ?? plain ?? '';
 
   return {

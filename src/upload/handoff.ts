@@ -10,6 +10,28 @@ const NOT_FORWARDED = new Set(['host', 'connection', 'content-length', 'transfer
 /** Backend response headers not relayed: hop-by-hop, and those nginx's proxy hides or sets itself. */
 const NOT_RELAYED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'proxy-connection', 'date', 'server', 'x-pad']);
 
+/**
+ * Node's http client takes a `Content-Disposition` value written after a `Content-Length` for
+ * UTF-8 text and sends it as Latin-1 (nodejs/node#46528): the client's bytes would change (`Ã©`
+ * sent as `é`) or be refused (a byte that is not UTF-8: a 500 at the hand-off). The module forwards
+ * them as received, so where Node does this (checked once, on Node's own header writer) the value
+ * is handed to Node encoded the other way, and reaches the backend byte for byte.
+ */
+const NODE_DECODES_DISPOSITION: boolean = (() => {
+  try {
+    const probe = new http.OutgoingMessage() as http.OutgoingMessage & { _storeHeader(firstLine: string, headers: string[]): void; _header: string };
+    probe._storeHeader('POST / HTTP/1.1\r\n', ['Content-Length', '1', 'Content-Disposition', '\u00c3\u00a9']);
+    return !probe._header.includes('Content-Disposition: \u00c3\u00a9\r\n');
+  } catch {
+    return false;
+  }
+})();
+
+/** A client header value (a byte string) as node:http must be given it to send those bytes. */
+function forwardedValue(lowerName: string, value: string): string {
+  return NODE_DECODES_DISPOSITION && lowerName === 'content-disposition' ? Buffer.from(value, 'utf8').toString('latin1') : value;
+}
+
 /** Backend answers up to this size are kept for replay (D7); larger ones are streamed through. */
 export const REPLAYABLE_BODY_LIMIT = 1024 * 1024;
 
@@ -46,7 +68,7 @@ export async function callBackend(location: LocationConfig, req: IncomingMessage
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i].toLowerCase();
     if (NOT_FORWARDED.has(lower)) continue;
-    headers.push(raw[i], lower === 'content-type' && contentType !== null ? contentType : raw[i + 1]);
+    headers.push(raw[i], lower === 'content-type' && contentType !== null ? contentType : forwardedValue(lower, raw[i + 1]));
   }
   const origin = new URL(uploadPass.origin);
   const transport = origin.protocol === 'https:' ? https : http;
@@ -102,11 +124,17 @@ async function readBody(response: IncomingMessage): Promise<{ body: Buffer | nul
           body: null,
           stream: Readable.from(
             (async function* () {
-              yield head;
-              for (;;) {
-                const more = await iterator.next();
-                if (more.done) return;
-                yield more.value;
+              try {
+                yield head;
+                for (;;) {
+                  const more = await iterator.next();
+                  if (more.done) return;
+                  yield more.value;
+                }
+              } finally {
+                // Also when the client went away mid-answer (send_timeout, disconnect): the
+                // backend's connection must not stay open behind it.
+                response.destroy();
               }
             })(),
           ),

@@ -36,7 +36,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   let form: Buffer;
   try {
     const progress = progressOf(ctx);
-    await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location.clientMaxBodySize);
+    await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location);
     form = upload.finish();
   } catch (err) {
     // The request failed before a hand-off (400, 413, 503, disconnect): no file of it stays.

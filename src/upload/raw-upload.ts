@@ -111,7 +111,7 @@ function sessionDataPath(location: LocationConfig, id: string): string {
 
 /** Streams the body through a SegmentWriter and checks length and checksum (D18, D21). */
 async function receiveInto(ctx: Context, location: LocationConfig, writer: SegmentWriter, expectedLength: number | null, checksum: ExpectedChecksum | null, checksumDigests: FileDigests | null): Promise<void> {
-  await receiveBody(ctx.req, ctx.res, writer, location.clientMaxBodySize);
+  await receiveBody(ctx.req, ctx.res, writer, location);
   if (expectedLength !== null && writer.received !== expectedLength) {
     throw new UploadError(416, `request body has ${writer.received} bytes, the range announces ${expectedLength}`);
   }

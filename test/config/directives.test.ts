@@ -36,6 +36,8 @@ describe('defaults of an upload location', () => {
       mergeBufferSize: 2048,
       rangeHeaderBufferSize: 256,
       clientMaxBodySize: 1 * MiB,
+      clientBodyTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
       fsync: true,
       sessionTimeoutMs: 24 * 3600 * 1000,
       completedRetentionMs: 10 * 60 * 1000,
@@ -51,6 +53,8 @@ describe('defaults of an upload location', () => {
       source: CONF_FILE,
       listen: { host: '127.0.0.1', port: 8080 },
       clientMaxBodySize: MiB,
+      clientHeaderTimeoutMs: 60_000,
+      sendTimeoutMs: 60_000,
       locations: [],
       sampleBackend: null,
       progressZones: [],
@@ -112,6 +116,39 @@ describe('client_max_body_size', () => {
   test('invalid sizes', () => {
     expectParseError('client_max_body_size 10x;', 1, 'invalid size "10x"');
     expectParseError('client_max_body_size;', 1, 'invalid number of arguments in "client_max_body_size" directive');
+  });
+});
+
+describe('client_header_timeout, client_body_timeout, send_timeout (nginx, D25)', () => {
+  test('60s by default; a location inherits the top-level body and send timeouts and may set its own', () => {
+    const config = parse([
+      'client_header_timeout 10s;',
+      'client_body_timeout 20s;',
+      'send_timeout 30s;',
+      uploadLocation('client_body_timeout 1500ms; send_timeout 2m;'),
+      uploadLocation('', '/other'),
+    ].join('\n'));
+    expect(config).toMatchObject({ clientHeaderTimeoutMs: 10_000, sendTimeoutMs: 30_000 });
+    expect(config.locations[0]).toMatchObject({ clientBodyTimeoutMs: 1500, sendTimeoutMs: 120_000 });
+    expect(config.locations[1]).toMatchObject({ clientBodyTimeoutMs: 20_000, sendTimeoutMs: 30_000 });
+    expect(config.locations[0]).not.toHaveProperty('clientHeaderTimeoutMs');
+    expect(parse('http { server { client_header_timeout 5s; } }').clientHeaderTimeoutMs).toBe(5000);
+  });
+
+  test('client_header_timeout only at the top level (nginx: http, server)', () => {
+    expectParseError(uploadLocation('client_header_timeout 5s;'), 3, '"client_header_timeout" directive is not allowed here');
+  });
+
+  test('send_timeout also in a progress location; client_body_timeout not', () => {
+    const progress = ['upload_progress uploads 1m;', 'location /progress { report_uploads uploads; send_timeout 7s; }'].join('\n');
+    expect(parse(progress).progressLocations[0].sendTimeoutMs).toBe(7000);
+    expectParseError('upload_progress uploads 1m;\nlocation /progress { report_uploads uploads; client_body_timeout 7s; }', 2,
+      '"client_body_timeout" has no effect in a location with "report_uploads"');
+  });
+
+  test.each(['client_header_timeout', 'client_body_timeout', 'send_timeout'])('%s refuses 0 and non-times', (directive) => {
+    expectParseError(`${directive} 0;`, 1, `"${directive}" must be at least`);
+    expectParseError(`${directive} 10x;`, 1, 'invalid time "10x"');
   });
 });
 

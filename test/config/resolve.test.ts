@@ -42,6 +42,9 @@ describe('resolveConfig', () => {
         storeAccess: 'user:rw group:rw all:r',
         cleanup: '400 404 499 500-505',
         proxyReadTimeout: '2m',
+        clientHeaderTimeout: '10s',
+        clientBodyTimeout: 20_000,
+        sendTimeout: '30s',
         locations: [
           { path: '/a', match: 'exact', uploadPass: 'http://b:1/done' },
           {
@@ -74,6 +77,8 @@ describe('resolveConfig', () => {
             proxyReadTimeout: '10s',
             storeAccess: 0o640,
             resumable: false,
+            clientBodyTimeout: '5s',
+            sendTimeout: 4000,
           },
         ],
       },
@@ -89,6 +94,9 @@ describe('resolveConfig', () => {
         'upload_store_access user:rw group:rw all:r;',
         'upload_cleanup 400 404 499 500-505;',
         'proxy_read_timeout 2m;',
+        'client_header_timeout 10s;',
+        'client_body_timeout 20s;',
+        'send_timeout 30s;',
         'location = /a { upload_pass http://b:1/done; }',
         'location /b {',
         '  upload_pass https://b;',
@@ -117,6 +125,8 @@ describe('resolveConfig', () => {
         '  proxy_read_timeout 10s;',
         '  upload_store_access user:rw group:r;',
         '  upload_resumable off;',
+        '  client_body_timeout 5s;',
+        '  send_timeout 4s;',
         '}',
       ].join('\n'),
       `${BASE}/gateway.conf`,
@@ -138,6 +148,9 @@ describe('resolveConfig', () => {
       clientMaxBodySize: 0,
     });
     expect(fromObject.clientMaxBodySize).toBe(100 * 1024 * 1024);
+    expect(fromObject).toMatchObject({ clientHeaderTimeoutMs: 10_000, sendTimeoutMs: 30_000 });
+    expect(a).toMatchObject({ clientBodyTimeoutMs: 20_000, sendTimeoutMs: 30_000 });
+    expect(b).toMatchObject({ clientBodyTimeoutMs: 5000, sendTimeoutMs: 4000 });
   });
 
   test('listen forms', () => {
@@ -186,6 +199,8 @@ describe('resolveConfig', () => {
       [{ maxFileSize: '1x' }, /^maxFileSize: invalid size "1x"/],
       [{ sessionTimeout: '5 minutes' }, /^sessionTimeout: invalid time "5 minutes"/],
       [{ proxyReadTimeout: 0 }, /^proxyReadTimeout: "proxy_read_timeout" must be at least/],
+      [{ locations: [{ path: '/x', uploadPass: 'http://b:1', clientHeaderTimeout: '5s' }] }, /^locations\[0\]: Unrecognized key: "clientHeaderTimeout"/],
+      [{ clientBodyTimeout: 0 }, /^clientBodyTimeout: "client_body_timeout" must be at least/],
       [{ cleanup: [600] }, /^cleanup: value\(s\) "600" .* must be between 200 and 599/],
       [{ cleanup: ['50-60'] }, /^cleanup: invalid code "50-60"/],
       [{ store: { dir: '/s', levels: [3] } }, /^store: invalid level "3"/],

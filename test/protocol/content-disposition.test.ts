@@ -297,7 +297,12 @@ describe('stripPath', () => {
 });
 
 describe('properties', () => {
-  const byteString = fc.string({ unit: 'binary-ascii', maxLength: 20 });
+  /** Bytes without control characters (HTAB allowed): what a name may hold (D26). */
+  const byteString = fc.string({
+    unit: fc.oneof(fc.integer({ min: 0x20, max: 0xff }).filter((c) => c !== 0x7f), fc.constant(0x09)).map((c) => String.fromCharCode(c)),
+    maxLength: 20,
+  });
+  const control = fc.oneof(fc.integer({ min: 0, max: 0x1f }).filter((c) => c !== 0x09), fc.constant(0x7f)).map((c) => String.fromCharCode(c));
   const quote = (s: string): string => `"${s.replace(/[\\"]/g, (c) => '\\' + c)}"`;
   const ows = fc.constantFrom('', ' ', '\t', '  ');
   const caseOf = (word: string, flips: boolean[]): string =>
@@ -329,16 +334,28 @@ describe('properties', () => {
     );
   });
 
-  test('filename* round-trips any UTF-8 name through percent-encoding', () => {
+  test('filename* round-trips any UTF-8 name through percent-encoding; control characters are refused (D26)', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 20 }), (name) => {
         const encoded = encodeURIComponent(name).replace(/'/g, '%27');
         const r = parseContentDisposition(`attachment; filename*=UTF-8''${encoded}; filename="x"`);
         const wellFormed = Buffer.from(name, 'utf8').toString('utf8') === name; // no lone surrogates
-        if (wellFormed) {
+        if (/[\x00-\x08\x0a-\x1f\x7f]/.test(name)) {
+          expect(r).toMatchObject({ ok: false, reason: expect.stringMatching(/^control character in the filename\* /) });
+        } else if (wellFormed) {
           expect(r).toMatchObject({ ok: true, fileName: stripPath(utf8(name)) });
         }
       }),
+    );
+  });
+
+  test('a control character anywhere in the value is refused with a printable one-line reason (D26)', () => {
+    fc.assert(
+      fc.property(byteString, control, byteString, fc.constantFrom('name', 'filename', 'x'), (before, ctl, after, param) => {
+        const r = parseContentDisposition(`form-data; ${param}="${before}${ctl}${after}"`);
+        expect(r).toMatchObject({ ok: false, reason: expect.stringMatching(/^control character in Content-Disposition [\x20-\x7e]+$/) });
+      }),
+      { numRuns: 300 },
     );
   });
 

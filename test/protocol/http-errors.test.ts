@@ -14,9 +14,11 @@ describe('STATUS_TEXT', () => {
       416: 'Requested Range Not Satisfiable',
       460: 'Checksum Mismatch',
       500: 'Internal Server Error',
+      501: 'Not Implemented',
       502: 'Bad Gateway',
       503: 'Service Temporarily Unavailable',
       504: 'Gateway Time-out',
+      505: 'HTTP Version Not Supported',
       507: 'Insufficient Storage',
     });
   });
