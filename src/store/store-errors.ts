@@ -14,6 +14,12 @@ export function storageError(err: unknown, what = 'the upload store'): UploadErr
   return new UploadError(503, `${what} is not writable (${code ?? (err as Error).message ?? 'error'})`, { 'Retry-After': '1' });
 }
 
+/** A failure while storing a body: file-system errors (an errno code such as `ENOSPC`) as `storageError`, anything else unchanged. */
+export function bodyError(err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !(err instanceof UploadError) ? storageError(err) : err;
+}
+
 export function storeErrorToUpload(err: unknown): never {
   throw storageError(err);
 }

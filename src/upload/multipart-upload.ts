@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
 import { UploadError } from '../protocol/http-errors';
-import { storeErrorToUpload } from '../store/store-errors';
+import { bodyError, storeErrorToUpload } from '../store/store-errors';
 import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
 import { statusInRanges } from '../protocol/status-ranges';
@@ -39,9 +39,9 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
     await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location);
     form = upload.finish();
   } catch (err) {
-    // The request failed before a hand-off (400, 413, 503, disconnect): no file of it stays.
+    // The request failed before a hand-off (400, 413, 503, 507, disconnect): no file of it stays.
     await upload.abort();
-    throw err;
+    throw bodyError(err);
   }
   let answer: BackendAnswer;
   try {

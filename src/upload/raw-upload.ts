@@ -9,7 +9,7 @@ import { rawModeBoundary } from '../protocol/form-body';
 import { retryLater, UploadError } from '../protocol/http-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
 import type { FileMeta, HandoffClaim, SessionRecord } from '../session/model';
-import { storageError } from '../store/store-errors';
+import { bodyError, storageError } from '../store/store-errors';
 import { SegmentWriter, type Digester } from '../store/segment-writer';
 import { FileDigests, digestFile, type DigestName } from '../store/digests';
 import { unlinkIfOwned } from '../store/files';
@@ -120,12 +120,6 @@ async function receiveInto(ctx: Context, location: LocationConfig, writer: Segme
     const actual = checksumDigests.finish()[checksum.algorithm];
     if (actual !== checksum.hex) throw new UploadError(460, `${checksum.header} does not match the received bytes`);
   }
-}
-
-/** Body errors as answers: a store failure is 507/503 with its reason, a lost reservation 503. */
-function bodyError(err: unknown): unknown {
-  const code = (err as NodeJS.ErrnoException).code;
-  return typeof code === 'string' && !(err instanceof UploadError) ? storageError(err) : err;
 }
 
 /** A segment of a session, or a single-shot upload into the session's file (§3.6–§3.12 with D3, D4, D6–D9, D23). */

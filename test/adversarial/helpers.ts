@@ -90,12 +90,13 @@ export interface AttackedGateway {
 /**
  * Starts the real gateway binary (built `dist/`) with the default test location at `/upload`
  * (`locationExtra` added inside it), `topLevel` directives, and a RawCaptureBackend. `__BACKEND__`
- * in `topLevel` is the backend's address (for more locations).
+ * in `topLevel` is the backend's address (for more locations). `store`/`state`: directories to use
+ * (e.g. a small tmpfs) instead of fresh ones.
  */
-export async function startAttackedGateway(options: { topLevel?: string; locationExtra?: string; backend?: RawCaptureBackend } = {}): Promise<AttackedGateway> {
+export async function startAttackedGateway(options: { topLevel?: string; locationExtra?: string; backend?: RawCaptureBackend; store?: string; state?: string } = {}): Promise<AttackedGateway> {
   const dir = tempDir('adversarial-');
-  const store = path.join(dir, 'store');
-  const state = path.join(dir, 'state');
+  const store = options.store ?? path.join(dir, 'store');
+  const state = options.state ?? path.join(dir, 'state');
   const backend = await (options.backend ?? new RawCaptureBackend()).start();
   const port = await freePort();
   const substitute = (text: string) =>
