@@ -17,6 +17,7 @@ import { parseSessionId } from '../protocol/session-id';
 import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
 import { rawHeaderValues } from '../upload/variables';
+import { observeUpload, type UploadObserver } from '../upload/observer';
 import { IN_FLIGHT_KEEPALIVE_MS, type ProgressStore, type UploadIdentity } from './types';
 
 /** Writes to the zone at most this often per request (never per chunk). */
@@ -37,8 +38,8 @@ export interface TrackingOptions {
   log: Logger;
 }
 
-/** One tracked request: counts its body bytes and reports them, throttled, to the zone. */
-export class RequestProgress {
+/** One tracked request: counts its body bytes and reports them, throttled, to the zone (an UploadObserver). */
+export class RequestProgress implements UploadObserver {
   private start = 0;
   private received = 0;
   private lastReport = 0;
@@ -94,7 +95,7 @@ export class RequestProgress {
   }
 
   /** A resumable session's ranges the gateway holds (after loading or updating its record). */
-  acknowledge(ranges: readonly ByteRange[]): void {
+  acknowledged(ranges: readonly ByteRange[]): void {
     if (this.upload.kind !== 'session' || this.ended) return;
     this.store.acknowledge(this.id, ranges).catch((err: Error) => this.failed(err));
   }
@@ -177,13 +178,6 @@ export function uploadIdentity(ctx: Context, location: LocationConfig): { upload
   return { upload: { kind: 'request', size: chunked ? -1 : Number(req.headers['content-length'] ?? 0) }, start: 0 };
 }
 
-const PROGRESS = Symbol('uploadProgress');
-
-/** The tracked request's progress, for the body writers (null when the request is not tracked). */
-export function progressOf(ctx: Context): RequestProgress | null {
-  return ((ctx.state as Record<symbol, RequestProgress | undefined>)[PROGRESS]) ?? null;
-}
-
 function statusOf(err: unknown): number {
   if (err instanceof UploadError) return err.status;
   if (err instanceof StateUnavailableError) return 503;
@@ -210,7 +204,7 @@ export function trackUploads(location: LocationConfig, store: ProgressStore, opt
     const { upload, start } = uploadIdentity(ctx, location);
     const progress = await RequestProgress.begin(store, id, upload, start, tracking);
     if (!progress) return handler(ctx, next);
-    (ctx.state as Record<symbol, RequestProgress>)[PROGRESS] = progress;
+    observeUpload(ctx, progress);
     let status = 500;
     let failed = false;
     try {

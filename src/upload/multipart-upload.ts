@@ -17,7 +17,7 @@ import { receiveBody } from './receive-body';
 import { relayAnswer } from './responses';
 import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import type { UploadServices } from './services';
-import { progressOf } from '../progress/tracking';
+import { uploadObserver } from './observer';
 
 /**
  * multipart/form-data mode (spec §4, with D1, D2, D5, D11, D14–D16): the body is parsed while it
@@ -35,7 +35,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
   let form: Buffer;
   try {
-    const progress = progressOf(ctx);
+    const progress = uploadObserver(ctx);
     await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location);
     form = upload.finish();
   } catch (err) {

@@ -20,7 +20,7 @@ import { receiveBody } from './receive-body';
 import { digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import { relayAnswer, replayCompletion, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
-import { progressOf } from '../progress/tracking';
+import { uploadObserver } from './observer';
 import * as path from 'node:path';
 
 /** The upload headers of a raw (non-multipart) request, validated (§3.1–§3.5 with D1, D10–D13). */
@@ -140,8 +140,8 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     policy,
   );
   // Upload progress (track_uploads): the session's entry starts from what the gateway holds.
-  const progress = progressOf(ctx);
-  progress?.acknowledge(ticket.record.ranges);
+  const progress = uploadObserver(ctx);
+  progress?.acknowledged(ticket.record.ranges);
   const knownTotal = ticket.record.total;
   const expectedLength = range ? range.end - range.start + 1 : knownTotal;
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
@@ -185,7 +185,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     throw err;
   }
   if (inOrder) services.inOrderDigests.commit(digestKey, ticket.range.end);
-  progress?.acknowledge(outcome.record.ranges);
+  progress?.acknowledged(outcome.record.ranges);
 
   // $upload_content_range: the segment's range; a single-shot upload's is the module's off-by-one
   // form after the data and `bytes 0-0/0` before it (Q29).
@@ -216,7 +216,7 @@ function sessionVariables(record: SessionRecord, contentRange: string): FileVari
  * failure drops the hand-off claim at once, so the client's retry hands off again (a failed
  * attempt never blocks the session longer than the attempt itself).
  */
-async function completeSession(
+export async function completeSession(
   ctx: Context,
   location: LocationConfig,
   services: UploadServices,
@@ -242,7 +242,7 @@ async function completeSession(
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
   const { answer, addHeaders, cleanup } = handOff;
-  progressOf(ctx)?.completed(answer.status);
+  uploadObserver(ctx)?.completed(answer.status);
   await engine.finishHandoff(record, claim, {
     status: answer.status,
     statusMessage: answer.statusMessage,
@@ -282,7 +282,7 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
 
   const digests = new FileDigests(digestsNeeded(location));
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
-  const progress = progressOf(ctx);
+  const progress = uploadObserver(ctx);
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
     digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],
