@@ -89,6 +89,10 @@ export class BareLfHeadNormalizer {
   private remaining = 0;
   private chunkSize = 0;
   private chunkSizeDigits = 0;
+  private lastLineEnding: 'crlf' | 'lf' = 'crlf';
+
+  /** How the connection's first request-line ended: `crlf`, `lf` (bare), or null while not seen yet. */
+  firstLineEnding: 'crlf' | 'lf' | null = null;
 
   /** True once the normalizer gave up on this connection (the rest passes unchanged). */
   get passingThrough(): boolean {
@@ -148,6 +152,7 @@ export class BareLfHeadNormalizer {
       if (end > i) this.line += chunk.toString('latin1', i, end);
       if (lf < 0) return chunk.length;
       const endsWithCr = this.line.endsWith('\r');
+      this.lastLineEnding = endsWithCr ? 'crlf' : 'lf';
       if (!endsWithCr) inserts.push(lf);
       const text = endsWithCr ? this.line.slice(0, -1) : this.line;
       this.line = '';
@@ -163,6 +168,7 @@ export class BareLfHeadNormalizer {
     if (!head.requestLineSeen) {
       // RFC 9112 §2.2: empty lines before the request-line are ignored.
       if (text === '') return;
+      this.firstLineEnding ??= this.lastLineEnding;
       const m = REQUEST_LINE.exec(text);
       if (!m) return this.giveUp();
       head.requestLineSeen = true;
