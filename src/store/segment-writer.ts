@@ -33,20 +33,28 @@ export interface SegmentWriterOptions {
   onReceived?: (received: number) => void;
 }
 
-/** Socket chunks are gathered into writes of at least this size (fewer, larger writes). */
-const WRITE_SIZE = 256 * 1024;
 /**
- * Bytes all writers together may hold while gathering: past it, each writes what it has at once,
- * so memory is bounded by this budget, not by the number of requests.
+ * Body bytes all writers together may hold: gathered from the socket, or in a write not yet done.
+ * Each writer gathers up to its share of it (at least 64 KiB, at most 1 MiB) before writing, so a
+ * lone large upload gets large writes and 128 concurrent ones small ones; past the budget a
+ * writer writes what it has at once and takes more only when that write is done (backpressure
+ * reaches the socket). Memory is bounded by this budget, not by the number of requests.
  */
-const GATHER_BUDGET = 16 * 1024 * 1024;
-let gathered = 0;
+const BUDGET = 16 * 1024 * 1024;
+const MIN_WRITE = 64 * 1024;
+const MAX_WRITE = 1024 * 1024;
+let held = 0;
+let writers = 0;
+
+function writeSize(): number {
+  return Math.max(MIN_WRITE, Math.min(MAX_WRITE, Math.floor(BUDGET / Math.max(1, writers) / 2)));
+}
 
 /**
  * Writes a request body at absolute file offsets without buffering it whole: socket chunks are
- * gathered into positional writev calls of ≥ 256 KiB (within the shared budget). Acknowledged
- * bytes are read back and compared instead (identical → fine; different → 409 and the caller
- * records nothing).
+ * gathered into positional writev calls of the writer's share of the budget. Acknowledged bytes
+ * are read back and compared instead (identical → fine; different → 409 and the caller records
+ * nothing).
  */
 export class SegmentWriter extends Writable {
   /** Body bytes taken so far. */
@@ -62,6 +70,8 @@ export class SegmentWriter extends Writable {
     super({ highWaterMark: 64 * 1024 });
     this.rateLimit = new ReadRateLimit(options.limitRate);
     this.pendingAt = options.start;
+    writers++;
+    this.once('close', () => writers--);
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -79,7 +89,7 @@ export class SegmentWriter extends Writable {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.drop();
+    held -= this.drop().length;
     callback(error);
   }
 
@@ -95,21 +105,20 @@ export class SegmentWriter extends Writable {
     for (const d of digesters) for (const b of buffers) d.update(b);
     if (softLimit > 0 && this.received > softLimit) {
       this.overLimit = true;
-      this.drop();
+      held -= this.drop().length;
     }
     if (!this.overLimit && this.options.handle) {
       this.pending.push(...buffers);
       this.pendingBytes += length;
-      gathered += length;
-      if (this.pendingBytes >= WRITE_SIZE || gathered > GATHER_BUDGET) await this.writePending();
+      held += length;
+      if (this.pendingBytes >= writeSize() || held > BUDGET) await this.writePending();
     }
     await this.rateLimit.admit(this.received);
   }
 
-  /** Forgets the gathered bytes (and gives their share of the budget back). */
+  /** Takes the gathered bytes out of the writer (they stay counted in `held` until written). */
   private drop(): { buffers: Buffer[]; length: number; at: number } {
     const out = { buffers: this.pending, length: this.pendingBytes, at: this.pendingAt };
-    gathered -= this.pendingBytes;
     this.pendingAt += this.pendingBytes;
     this.pending = [];
     this.pendingBytes = 0;
@@ -119,7 +128,11 @@ export class SegmentWriter extends Writable {
   private async writePending(): Promise<void> {
     if (this.pendingBytes === 0) return;
     const { buffers, length, at } = this.drop();
-    await this.store(buffers, at, length);
+    try {
+      await this.store(buffers, at, length);
+    } finally {
+      held -= length;
+    }
   }
 
   private async store(buffers: Buffer[], position: number, length: number): Promise<void> {
@@ -149,3 +162,4 @@ export class SegmentWriter extends Writable {
     return writeAllAt(handle, buffers, position);
   }
 }
+
