@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import pino, { type Logger } from 'pino';
-import type { GatewayConfig, LocationConfig } from './config/types';
+import type { GatewayConfig } from './config/types';
 import { UploadError } from './protocol/http-errors';
 import { createHttpServer, setSendTimeout } from './http/server';
 import { errorResponder } from './http/error-responder';

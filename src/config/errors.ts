@@ -19,16 +19,9 @@ export class ConfigError extends Error {
   }
 }
 
-/**
- * A value that cannot be accepted, thrown by the value parsers (sizes, times, templates, …), which
- * do not know where the value came from. Callers turn it into a `ConfigError` with `atWhere`.
- */
-export class ValueError extends Error {
-  constructor(reason: string) {
-    super(reason);
-    this.name = 'ValueError';
-  }
-}
+import { ValueError } from '../protocol/value-error';
+
+export { ValueError };
 
 /** Where a value was written: a file line, or a key of a programmatic configuration object. */
 export interface Where {

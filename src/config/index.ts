@@ -29,5 +29,5 @@ export {
   renderTemplate,
   templateUses,
   type TemplateContext,
-} from './templates';
+} from '../protocol/templates';
 export { tokenize, parseStatements, type Token, type Word, type Statement } from './lexer';

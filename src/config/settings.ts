@@ -7,7 +7,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { ValueError } from './errors';
-import { compileTemplate, type TemplateContext } from './templates';
+import { compileTemplate, type TemplateContext } from '../protocol/templates';
 import type { LocationConfig, NameValueTemplate, ProgressState, ProgressTemplates, ServerSettings, TrackUploads } from './types';
 import {
   DEFAULT_JSONP_PARAMETER,

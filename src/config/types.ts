@@ -4,15 +4,11 @@
  * final: defaults applied, sizes in bytes, times in milliseconds, templates parsed.
  */
 
-/** One piece of a template such as `"$upload_field_name.path"`. */
-export type TemplatePart = { literal: string } | { variable: string };
+import type { Template } from '../protocol/templates';
+import type { ProgressTemplates } from '../protocol/upload-progress';
 
-/** A parsed nginx value with variables, e.g. `upload_set_form_field "${upload_field_name}_x" "$upload_file_name"`. */
-export interface Template {
-  /** The text as written (after nginx unquoting), for messages. */
-  source: string;
-  parts: TemplatePart[];
-}
+export type { Template, TemplatePart } from '../protocol/templates';
+export type { ProgressState, ProgressTemplates } from '../protocol/upload-progress';
 
 /** `upload_set_form_field`, `upload_aggregate_form_field`, `upload_add_header`. */
 export interface NameValueTemplate {
@@ -130,9 +126,6 @@ export interface TrackUploads {
   timeoutMs: number;
 }
 
-/** The states a progress probe reports (spec upload-progress-module.md §7). */
-export type ProgressState = 'starting' | 'uploading' | 'done' | 'error';
-export type ProgressTemplates = Record<ProgressState, Template>;
 
 /** `upload_progress NAME SIZE` (top level): a zone that tracked uploads are registered in. */
 export interface ProgressZoneConfig {

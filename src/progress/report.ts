@@ -19,7 +19,7 @@ import {
   renderProbe,
   type ProgressView,
 } from '../protocol/upload-progress';
-import { lastRawHeader, variableLookup } from '../upload/variables';
+import { lastRawHeader, requestVariable } from '../http/request';
 import { etaSeconds, RateWindow, realClock, Throttle, type Clock } from './rate';
 import { snapshotOf, type ProgressSnapshot, type ProgressStore } from './types';
 
@@ -54,7 +54,7 @@ export function reportUploads(location: ProgressLocationConfig, store: ProgressS
  */
 export function sendProbe(ctx: Context, location: ProgressLocationConfig, snapshot: ProgressSnapshot | undefined): void {
   const view = progressView(snapshot);
-  const body = renderProbe(location.templates, view, callbackFrom(ctx.req.url, location.jsonpParameter), variableLookup(ctx.req, null));
+  const body = renderProbe(location.templates, view, callbackFrom(ctx.req.url, location.jsonpParameter), (name: string) => requestVariable(name, ctx.req));
   const head = ctx.method === 'HEAD';
   const res = ctx.res;
   const headers = ['Date', new Date().toUTCString(), 'Content-Type', location.contentType];

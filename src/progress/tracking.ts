@@ -10,15 +10,14 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { LocationConfig } from '../config/types';
-import { parseContentRange } from '../protocol/content-range';
 import { UploadError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
-import { parseSessionId } from '../protocol/session-id';
 import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
-import { rawHeaderValues } from '../upload/variables';
+import { declaredLength } from '../http/request';
 import { observeUpload, type UploadObserver } from '../upload/observer';
 import { IN_FLIGHT_KEEPALIVE_MS, type ProgressStore, type UploadIdentity } from './types';
+import { segmentHeaders } from '../upload/segment-headers';
 
 /** Writes to the zone at most this often per request (never per chunk). */
 export const REPORT_INTERVAL_MS = 100;
@@ -166,16 +165,9 @@ export class RequestProgress implements UploadObserver {
 
 /** What the request is: a segment of a resumable session (with its first byte's offset), or one request. */
 export function uploadIdentity(ctx: Context, location: LocationConfig): { upload: UploadIdentity; start: number } {
-  const req = ctx.req;
-  const sessionValue = rawHeaderValues(req, 'session-id', 'x-session-id').pop();
-  const rangeValue = rawHeaderValues(req, 'content-range', 'x-content-range').pop();
-  if (sessionValue !== undefined && rangeValue !== undefined) {
-    const session = parseSessionId(sessionValue, location.sessionIdMaxLength);
-    const range = parseContentRange(rangeValue.trim());
-    if (session.ok && range.ok) return { upload: { kind: 'session', session: session.id, total: range.range.total }, start: range.range.start };
-  }
-  const chunked = /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''));
-  return { upload: { kind: 'request', size: chunked ? -1 : Number(req.headers['content-length'] ?? 0) }, start: 0 };
+  const { sessionId, range } = segmentHeaders(ctx, location);
+  if (sessionId !== null && range !== null) return { upload: { kind: 'session', session: sessionId, total: range.total }, start: range.start };
+  return { upload: { kind: 'request', size: declaredLength(ctx.req) ?? -1 }, start: 0 };
 }
 
 function statusOf(err: unknown): number {
@@ -196,7 +188,7 @@ export function trackUploads(location: LocationConfig, store: ProgressStore, opt
     if (ctx.method !== 'POST') return handler(ctx, next);
     const id = progressIdFrom(ctx.req.rawHeaders, ctx.req.url, location.progressHeader);
     if (id === null) return handler(ctx, next);
-    const declared = Number(ctx.req.headers['content-length'] ?? 0);
+    const declared = declaredLength(ctx.req) ?? 0;
     if (location.clientMaxBodySize > 0 && declared > location.clientMaxBodySize) {
       await store.recordError(id, 413, tracking.finishTtlMs).catch((err: Error) => options.log.warn({ err: err.message }, 'upload progress: cannot record an error'));
       return handler(ctx, next);

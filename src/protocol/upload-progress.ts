@@ -4,10 +4,12 @@
  * built-in template sets and their content types (§5), and rendering a template to the exact bytes
  * a probe gets. Quirks (§12, P1–P10) are copied or fixed as the README lists; each is marked here.
  */
-import { parseTemplate } from '../config/templates';
-import type { ProgressState, ProgressTemplates, Template } from '../config/types';
+import { parseTemplate, type Template } from './templates';
 
-export type { ProgressState, ProgressTemplates };
+/** The states a progress probe reports (spec upload-progress-module.md §7). */
+export type ProgressState = 'starting' | 'uploading' | 'done' | 'error';
+export type ProgressTemplates = Record<ProgressState, Template>;
+
 
 export const PROGRESS_STATES: readonly ProgressState[] = ['starting', 'uploading', 'done', 'error'];
 

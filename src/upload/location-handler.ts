@@ -1,12 +1,13 @@
 import type { Middleware } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { UploadError } from '../protocol/http-errors';
-import { parseSessionId } from '../protocol/session-id';
 import { handleRawUpload } from './raw-upload';
 import { uploadState } from '../session/model';
-import { lastRawHeader, renderAddHeaders, variableLookup } from './variables';
+import { renderAddHeaders, variableLookup } from './variables';
+import { checkBodySize, declaredLength, lastRawHeader } from '../http/request';
 import { sendSessionStatus } from './responses';
 import type { UploadServices } from './services';
+import { segmentHeaders } from './segment-headers';
 
 /** Multipart/form-data handling is composed in separately (its own handler). */
 export type MultipartHandler = (ctx: Parameters<Middleware>[0], location: LocationConfig, services: UploadServices) => Promise<void>;
@@ -15,10 +16,7 @@ export type MultipartHandler = (ctx: Parameters<Middleware>[0], location: Locati
 export function uploadLocation(location: LocationConfig, services: UploadServices, multipart: MultipartHandler | null): Middleware {
   return async (ctx) => {
     const req = ctx.req;
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (location.clientMaxBodySize > 0 && declared > location.clientMaxBodySize) {
-      throw new UploadError(413, `request body larger than client_max_body_size (${location.clientMaxBodySize} bytes)`);
-    }
+    checkBodySize(declaredLength(req), location.clientMaxBodySize);
     switch (req.method) {
       case 'OPTIONS': {
         ctx.status = 200;
@@ -48,12 +46,11 @@ export function uploadLocation(location: LocationConfig, services: UploadService
 
 /** D22: `GET`/`HEAD` with a Session-ID reports the received ranges; without one it is a 405 as in the module. */
 async function statusQuery(ctx: Parameters<Middleware>[0], location: LocationConfig, services: UploadServices): Promise<void> {
-  const value = lastRawHeader(ctx.req, 'session-id', 'x-session-id');
-  if (value === undefined) throw new UploadError(405, `method ${ctx.req.method} needs a Session-ID header here`, { Allow: 'POST, OPTIONS' });
-  const parsed = parseSessionId(value, location.sessionIdMaxLength);
-  if (!parsed.ok) throw new UploadError(400, parsed.reason);
-  const record = await services.sessions(location).status(parsed.id);
-  if (!record) throw new UploadError(404, `unknown session ${parsed.id}`);
+  const { sessionId, problem } = segmentHeaders(ctx, location);
+  if (problem && sessionId === null) throw new UploadError(400, problem);
+  if (sessionId === null) throw new UploadError(405, `method ${ctx.req.method} needs a Session-ID header here`, { Allow: 'POST, OPTIONS' });
+  const record = await services.sessions(location).status(sessionId);
+  if (!record) throw new UploadError(404, `unknown session ${sessionId}`);
   // A hand-off claimed by a dead process is not in progress: the client should re-send a segment.
   sendSessionStatus(ctx, record, uploadState(record, Date.now(), services.policy(location), services.actor(location)));
 }

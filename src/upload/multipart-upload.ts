@@ -15,7 +15,8 @@ import type { OwnFile } from '../store/temp-names';
 import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
 import { receiveBody } from './receive-body';
 import { relayAnswer } from './responses';
-import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { appendFileFields, digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
 import { uploadObserver } from './observer';
 
@@ -29,8 +30,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   const contentType = lastRawHeader(req, 'content-type') ?? '';
   const boundary = extractBoundary(contentType);
   if (!boundary.ok) throw new UploadError(400, boundary.reason);
-  const chunked = /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''));
-  if (!chunked && Number(req.headers['content-length'] ?? 0) === 0) throw new UploadError(400, 'empty request body');
+  if (declaredLength(req) === 0) throw new UploadError(400, 'empty request body');
 
   const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
   let form: Buffer;

@@ -1,8 +1,7 @@
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { parseContentDisposition } from '../protocol/content-disposition';
-import { parseContentRange, type SegmentRange } from '../protocol/content-range';
-import { parseSessionId } from '../protocol/session-id';
+import type { SegmentRange } from '../protocol/content-range';
 import { intersect } from '../protocol/range-set';
 import { hashedRelativePath } from '../protocol/hash-path';
 import { rawModeBoundary } from '../protocol/form-body';
@@ -17,11 +16,13 @@ import type { OwnFile } from '../store/temp-names';
 import { BackendUnreachable } from './handoff';
 import { handOffFile } from './complete';
 import { receiveBody } from './receive-body';
-import { digestsNeeded, lastRawHeader, rawHeaderValues, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { declaredLength, lastRawHeader } from '../http/request';
 import { relayAnswer, replayCompletion, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
 import { uploadObserver } from './observer';
 import * as path from 'node:path';
+import { segmentHeaders } from './segment-headers';
 
 /** The upload headers of a raw (non-multipart) request, validated (§3.1–§3.5 with D1, D10–D13). */
 export interface RawUploadHeaders {
@@ -42,20 +43,8 @@ export function readRawUploadHeaders(ctx: Context, location: LocationConfig, max
   const disposition = parseContentDisposition(dispositionValue.trim());
   if (!disposition.ok) throw new UploadError(400, disposition.reason);
 
-  // Every occurrence is validated, the last one is used (§3.4: the module rejects any invalid one).
-  let sessionId: string | null = null;
-  for (const value of rawHeaderValues(req, 'session-id', 'x-session-id')) {
-    const parsed = parseSessionId(value, location.sessionIdMaxLength);
-    if (!parsed.ok) throw new UploadError(400, parsed.reason);
-    sessionId = parsed.id;
-  }
-
-  let range: SegmentRange | null = null;
-  for (const value of rawHeaderValues(req, 'content-range', 'x-content-range')) {
-    const parsed = parseContentRange(value.trim());
-    if (!parsed.ok) throw new UploadError(400, parsed.reason);
-    range = parsed.range;
-  }
+  const { sessionId, range, problem } = segmentHeaders(ctx, location);
+  if (problem) throw new UploadError(400, problem);
   if (range && sessionId === null) throw new UploadError(400, 'Content-Range needs a Session-ID (or X-Session-ID) header');
 
   const checksum = parseChecksumHeaders({
@@ -65,8 +54,7 @@ export function readRawUploadHeaders(ctx: Context, location: LocationConfig, max
   });
   if (checksum && 'error' in checksum) throw new UploadError(400, checksum.error);
 
-  const chunked = /chunked/i.test(String(req.headers['transfer-encoding'] ?? ''));
-  const contentLength = chunked ? null : Number(req.headers['content-length'] ?? 0);
+  const contentLength = declaredLength(req);
   if (range) {
     if (location.maxFileSize > 0 && range.total > location.maxFileSize) {
       throw new UploadError(413, `upload total ${range.total} exceeds upload_max_file_size (${location.maxFileSize} bytes)`);

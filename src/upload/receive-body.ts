@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { UploadError } from '../protocol/http-errors';
+import { checkBodySize } from '../http/request';
 import type { Writable } from 'node:stream';
 
 /** The location settings that bound the reading of a body. */
@@ -51,7 +52,11 @@ export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: W
     const onData = (chunk: Buffer) => {
       waitForBytes();
       seen += chunk.length;
-      if (bodyLimit > 0 && seen > bodyLimit) settle(new UploadError(413, `request body larger than client_max_body_size (${bodyLimit} bytes)`));
+      try {
+        checkBodySize(seen, bodyLimit);
+      } catch (err) {
+        settle(err as Error);
+      }
     };
     req.on('data', onData);
     writer.on('error', (err) => settle(err));

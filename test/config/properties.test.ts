@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { ConfigError } from '../../src/config/errors';
 import { parseStatements, tokenize } from '../../src/config/lexer';
 import { parseConfig } from '../../src/config/parse';
-import { parseTemplate, renderTemplate } from '../../src/config/templates';
+import { parseTemplate, renderTemplate } from '../../src/protocol/templates';
 import { formatSize, formatTime, parseSize, parseTime } from '../../src/config/units';
 
 /** Runs `fn` and fails unless it returns or throws a ConfigError. */

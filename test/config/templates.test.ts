@@ -10,7 +10,7 @@ import {
   renderTemplate,
   templateUses,
   UPLOAD_VARIABLES,
-} from '../../src/config/templates';
+} from '../../src/protocol/templates';
 
 describe('parseTemplate', () => {
   test('literal text only', () => {

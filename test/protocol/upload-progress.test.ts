@@ -4,7 +4,7 @@
  * the §5.3 matrix byte for byte.
  */
 import fc from 'fast-check';
-import { parseTemplate } from '../../src/config/templates';
+import { parseTemplate } from '../../src/protocol/templates';
 import type { ProgressTemplates } from '../../src/config/types';
 import {
   acceptsEventStream,

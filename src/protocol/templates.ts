@@ -7,8 +7,17 @@
  * characters (`${upload_field_name}_path`). Unknown variables are configuration errors, as in
  * nginx (`unknown "x" variable`).
  */
-import { ValueError } from './errors';
-import type { Template, TemplatePart } from './types';
+import { ValueError } from './value-error';
+
+/** One piece of a template such as `"$upload_field_name.path"`. */
+export type TemplatePart = { literal: string } | { variable: string };
+
+/** A parsed nginx value with variables, e.g. `upload_set_form_field "${upload_field_name}_x" "$upload_file_name"`. */
+export interface Template {
+  /** The text as written (after nginx unquoting), for messages. */
+  source: string;
+  parts: TemplatePart[];
+}
 
 /** Upload variables usable in every module template (spec §9). */
 export const UPLOAD_VARIABLES: readonly string[] = [
