@@ -30,6 +30,7 @@ export class Throttle {
   private running = false;
   private pending = false;
   private stopped = false;
+  private current: Promise<void> | null = null;
 
   constructor(
     private readonly fn: () => Promise<void> | void,
@@ -42,13 +43,18 @@ export class Throttle {
     this.pending = true;
     if (this.running || this.timer !== null) return;
     const wait = this.last + this.intervalMs - this.clock.now();
-    if (wait <= 0) void this.run();
+    if (wait <= 0) this.current = this.run();
     else {
       this.timer = this.clock.setTimeout(() => {
         this.timer = null;
-        void this.run();
+        this.current = this.run();
       }, wait);
     }
+  }
+
+  /** Resolves once no run is in progress. */
+  async idle(): Promise<void> {
+    while (this.running) await this.current;
   }
 
   private async run(): Promise<void> {

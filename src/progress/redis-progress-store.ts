@@ -12,10 +12,9 @@
  * Watching: changes made through this store notify at once; changes by other instances are seen
  * by one poll of `v` per watched id every 100 ms.
  */
-import { createHash } from 'node:crypto';
 import type Redis from 'ioredis';
 import { coveredBytes, type ByteRange } from '../protocol/range-set';
-import { StateUnavailableError } from '../state/errors';
+import { defineScripts, redisCall, type ScriptRunner } from '../state/redis-client';
 import {
   IN_FLIGHT_TTL_MS,
   STALE_IN_FLIGHT_MS,
@@ -27,35 +26,8 @@ import {
   type UploadIdentity,
 } from './types';
 
-class Script {
-  private readonly sha: string;
-  constructor(private readonly source: string) {
-    this.sha = createHash('sha1').update(source).digest('hex');
-  }
-
-  async run(client: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
-    return unavailable(async () => {
-      try {
-        return await client.evalsha(this.sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
-        return client.eval(this.source, keys.length, ...keys, ...args);
-      }
-    });
-  }
-}
-
-/** Redis failures become `StateUnavailableError` (a probe gets 503 + Retry-After). */
-async function unavailable<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new StateUnavailableError(`the upload_progress zone (Redis) is unavailable: ${(err as Error).message}`);
-  }
-}
-
 // ARGV: kind, session, size, request key, now, in-flight ttl
-const BEGIN = new Script(`
+const BEGIN = `
 local e = KEYS[1]
 if redis.call('EXISTS', e) == 1 then
   if ARGV[1] ~= 'session' or redis.call('HGET', e, 'kind') ~= 'session' or redis.call('HGET', e, 'session') ~= ARGV[2] then
@@ -73,28 +45,28 @@ redis.call('HSET', e, 'f:' .. ARGV[4], '0:0:' .. ARGV[5], 'updated', ARGV[5])
 redis.call('HINCRBY', e, 'v', 1)
 redis.call('PEXPIRE', e, ARGV[6])
 return 'ok'
-`);
+`;
 
 // ARGV: request key, start:received:at, now, in-flight ttl
-const REPORT = new Script(`
+const REPORT = `
 if redis.call('HEXISTS', KEYS[1], 'f:' .. ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'f:' .. ARGV[1], ARGV[2], 'updated', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then redis.call('PEXPIRE', KEYS[1], ARGV[4]) end
 return 1
-`);
+`;
 
 // ARGV: ranges JSON, their byte count, now
-const ACKNOWLEDGE = new Script(`
+const ACKNOWLEDGE = `
 if redis.call('HGET', KEYS[1], 'kind') ~= 'session' then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'ackb') or '0') >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'ack', ARGV[1], 'ackb', ARGV[2], 'updated', ARGV[3])
 redis.call('HINCRBY', KEYS[1], 'v', 1)
 return 1
-`);
+`;
 
 // ARGV: request key, finish status ('' = none), final size ('' = unchanged), ttl, now, stale ms
-const END = new Script(`
+const END = `
 local e = KEYS[1]
 if redis.call('EXISTS', e) == 0 then return 0 end
 local mine = redis.call('HGET', e, 'f:' .. ARGV[1])
@@ -121,16 +93,16 @@ for i = 1, #fields, 2 do
 end
 redis.call('PEXPIRE', e, ARGV[4])
 return 1
-`);
+`;
 
 // ARGV: status, ttl, now
-const RECORD_ERROR = new Script(`
+const RECORD_ERROR = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'kind', 'request', 'session', '', 'size', '0', 'ack', '[]', 'ackb', '0', 'rcv', '0',
   'fin', '1', 'st', ARGV[1], 'created', ARGV[3], 'updated', ARGV[3], 'v', '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
-`);
+`;
 
 const POLL_EVERY_MS = 100;
 
@@ -145,11 +117,20 @@ export class RedisProgressStore implements ProgressStore {
   private readonly watched = new Map<string, Watched>();
   private closed = false;
 
+  private readonly run: Record<'BEGIN' | 'REPORT' | 'ACKNOWLEDGE' | 'END' | 'RECORD_ERROR', ScriptRunner>;
+
   constructor(
     private readonly client: Redis,
     readonly zone: string,
     private readonly prefix: string,
-  ) {}
+  ) {
+    this.run = defineScripts(client, 'ugProgress', { BEGIN, REPORT, ACKNOWLEDGE, END, RECORD_ERROR });
+  }
+
+  /** Runs a script; Redis failures become `StateUnavailableError` (a probe gets 503 + Retry-After). */
+  private script(name: keyof RedisProgressStore['run'], keys: string[], args: Array<string | number>): Promise<unknown> {
+    return redisCall(`the upload_progress zone (${name.toLowerCase()})`, () => this.run[name](keys, args));
+  }
 
   private key(id: string): string {
     return `${this.prefix}p:${this.zone}:${id}`;
@@ -170,25 +151,25 @@ export class RedisProgressStore implements ProgressStore {
   async begin(id: string, upload: UploadIdentity, requestKey: string): Promise<BeginResult> {
     const session = upload.kind === 'session' ? upload.session : '';
     const size = upload.kind === 'session' ? upload.total : upload.size;
-    const answer = await BEGIN.run(this.client, [this.key(id)], [upload.kind, session, size, requestKey, Date.now(), IN_FLIGHT_TTL_MS]);
+    const answer = await this.script('BEGIN', [this.key(id)], [upload.kind, session, size, requestKey, Date.now(), IN_FLIGHT_TTL_MS]);
     if (answer === 'ok') this.notify(id);
     return answer === 'ok' ? 'ok' : 'duplicate';
   }
 
   async report(id: string, requestKey: string, progress: { start: number; received: number }): Promise<void> {
     const now = Date.now();
-    await REPORT.run(this.client, [this.key(id)], [requestKey, `${progress.start}:${progress.received}:${now}`, now, IN_FLIGHT_TTL_MS]);
+    await this.script('REPORT', [this.key(id)], [requestKey, `${progress.start}:${progress.received}:${now}`, now, IN_FLIGHT_TTL_MS]);
     this.notify(id);
   }
 
   async acknowledge(id: string, ranges: readonly ByteRange[]): Promise<void> {
     const set = unionOf(ranges);
-    const changed = await ACKNOWLEDGE.run(this.client, [this.key(id)], [JSON.stringify(set.map((r) => [r.start, r.end])), coveredBytes(set), Date.now()]);
+    const changed = await this.script('ACKNOWLEDGE', [this.key(id)], [JSON.stringify(set.map((r) => [r.start, r.end])), coveredBytes(set), Date.now()]);
     if (changed === 1) this.notify(id);
   }
 
   async end(id: string, requestKey: string, outcome: EndOutcome): Promise<void> {
-    await END.run(this.client, [this.key(id)], [
+    await this.script('END', [this.key(id)], [
       requestKey,
       outcome.finish === null ? '' : outcome.finish,
       outcome.size === undefined ? '' : outcome.size,
@@ -200,12 +181,12 @@ export class RedisProgressStore implements ProgressStore {
   }
 
   async recordError(id: string, status: number, ttlMs: number): Promise<void> {
-    const created = await RECORD_ERROR.run(this.client, [this.key(id)], [status, Math.max(1, ttlMs), Date.now()]);
+    const created = await this.script('RECORD_ERROR', [this.key(id)], [status, Math.max(1, ttlMs), Date.now()]);
     if (created === 1) this.notify(id);
   }
 
   async get(id: string): Promise<ProgressEntry | undefined> {
-    const hash = await unavailable(() => this.client.hgetall(this.key(id)));
+    const hash = await redisCall('the upload_progress zone (read)', () => this.client.hgetall(this.key(id)));
     if (!hash.kind) return undefined;
     const inFlight: ProgressEntry['inFlight'] = {};
     for (const [field, value] of Object.entries(hash)) {

@@ -16,6 +16,7 @@ import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
 import { declaredLength } from '../http/request';
 import { observeUpload, type UploadObserver } from '../upload/observer';
+import { Throttle } from './rate';
 import { IN_FLIGHT_KEEPALIVE_MS, type ProgressStore, type UploadIdentity } from './types';
 import { segmentHeaders } from '../upload/segment-headers';
 
@@ -41,10 +42,8 @@ export interface TrackingOptions {
 export class RequestProgress implements UploadObserver {
   private start = 0;
   private received = 0;
-  private lastReport = 0;
-  private dirty = false;
-  private timer: NodeJS.Timeout | null = null;
-  private reporting: Promise<void> | null = null;
+  /** Writes to the zone at most every REPORT_INTERVAL_MS, the latest count always delivered. */
+  private readonly reporter = new Throttle(() => this.report(), REPORT_INTERVAL_MS);
   private readonly keepalive: NodeJS.Timeout;
   private completion: number | null = null;
   private ended = false;
@@ -57,10 +56,7 @@ export class RequestProgress implements UploadObserver {
     private readonly options: TrackingOptions,
   ) {
     // A slow request still says it is alive (readers drop requests silent for a minute).
-    this.keepalive = setInterval(() => {
-      this.dirty = true;
-      this.schedule();
-    }, IN_FLIGHT_KEEPALIVE_MS);
+    this.keepalive = setInterval(() => this.reporter.trigger(), IN_FLIGHT_KEEPALIVE_MS);
     this.keepalive.unref();
   }
 
@@ -89,8 +85,7 @@ export class RequestProgress implements UploadObserver {
   bytes(received: number): void {
     if (this.ended || received === this.received) return;
     this.received = received;
-    this.dirty = true;
-    this.schedule();
+    this.reporter.trigger();
   }
 
   /** A resumable session's ranges the gateway holds (after loading or updating its record). */
@@ -108,28 +103,8 @@ export class RequestProgress implements UploadObserver {
     this.options.log.warn({ zone: this.store.zone, err: err.message }, 'upload progress: cannot update the zone');
   }
 
-  private schedule(): void {
-    if (this.timer || this.reporting || this.ended) return;
-    const wait = this.lastReport + REPORT_INTERVAL_MS - Date.now();
-    if (wait <= 0) this.report();
-    else {
-      this.timer = setTimeout(() => this.report(), wait);
-      this.timer.unref();
-    }
-  }
-
-  private report(): void {
-    this.timer = null;
-    if (!this.dirty || this.ended) return;
-    this.dirty = false;
-    this.lastReport = Date.now();
-    this.reporting = this.store
-      .report(this.id, this.key, { start: this.start, received: this.received })
-      .catch((err: Error) => this.failed(err))
-      .finally(() => {
-        this.reporting = null;
-        if (this.dirty) this.schedule();
-      });
+  private report(): Promise<void> {
+    return this.store.report(this.id, this.key, { start: this.start, received: this.received }).catch((err: Error) => this.failed(err));
   }
 
   /**
@@ -141,8 +116,8 @@ export class RequestProgress implements UploadObserver {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.keepalive);
-    if (this.timer) clearTimeout(this.timer);
-    await this.reporting;
+    this.reporter.stop();
+    await this.reporter.idle();
     let finish: number | null;
     let size: number | undefined;
     if (this.upload.kind === 'request') {
