@@ -1,5 +1,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseListen } from './config/values';
 import { loadConfigFile } from './config/parse';
 import { embeddedDefaults } from './config/defaults';
 import { ConfigError } from './config/parse';
@@ -31,11 +33,6 @@ async function uploadCommand(argv: string[]): Promise<number> {
   return cli.main(argv);
 }
 
-function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(value) ?? /^()()(\d+)$/.exec(value);
-  if (!m || Number(m[3]) > 65535) throw new Error(`invalid --listen ${value}`);
-  return { host: m[1] || m[2] || '127.0.0.1', port: Number(m[3]) };
-}
 
 /** Runs the gateway until SIGINT/SIGTERM; resolves with an exit code for errors. */
 export async function main(argv: string[]): Promise<number | undefined> {
@@ -45,21 +42,25 @@ export async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === 'healthcheck') return (await import('./healthcheck')).healthcheckMain(argv.slice(1));
   let configPath: string | undefined;
   let listen: { host: string; port: number } | undefined;
-  let testOnly = false;
+  let testOnly: boolean;
   try {
-    for (let i = 0; i < argv.length; i++) {
-      const arg = argv[i];
-      if (arg === '--config' || arg === '-c') configPath = argv[++i];
-      else if (arg.startsWith('--config=')) configPath = arg.slice(9);
-      else if (arg === '--listen') listen = parseListen(argv[++i] ?? '');
-      else if (arg.startsWith('--listen=')) listen = parseListen(arg.slice(9));
-      else if (arg === '--test' || arg === '-t') testOnly = true;
-      else if (arg === '--help' || arg === '-h') {
-        process.stdout.write(USAGE);
-        return 0;
-      } else throw new Error(`unknown argument ${arg}`);
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c' },
+        listen: { type: 'string' },
+        test: { type: 'boolean', short: 't', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(USAGE);
+      return 0;
     }
-    if (configPath === undefined && argv.some((a) => a === '--config' || a === '-c')) throw new Error('--config needs a file');
+    configPath = values.config;
+    testOnly = values.test;
+    // A bare port listens on loopback only: the embedded defaults must not be exposed by accident.
+    if (values.listen !== undefined) listen = parseListen(values.listen, '127.0.0.1');
   } catch (err) {
     process.stderr.write(`upload-gateway: ${(err as Error).message}\n${USAGE}`);
     return 2;

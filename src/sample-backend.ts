@@ -4,6 +4,8 @@ import Router from '@koa/router';
 import busboy from 'busboy';
 import type { Context } from 'koa';
 import { UploadError } from './protocol/http-errors';
+import { parseArgs } from 'node:util';
+import { parseListen } from './config/values';
 
 /** Where the built-in sample backend receives hand-offs (the embedded defaults' upload_pass path). */
 export const SAMPLE_BACKEND_PATH = '/_backend/complete';
@@ -165,26 +167,22 @@ const SAMPLE_BACKEND_USAGE = `usage: upload-gateway sample-backend --listen [ADD
 
 /** `upload-gateway sample-backend …`: runs until SIGINT/SIGTERM; resolves with an exit code. */
 export async function sampleBackendMain(argv: string[]): Promise<number> {
-  let listen: { host: string; port: number } | null = null;
-  let filesDir: string | null = null;
-  let storeDir: string | null = null;
+  let listen: { host: string; port: number };
+  let filesDir: string;
+  let storeDir: string;
   try {
-    for (let i = 0; i < argv.length; i++) {
-      const [arg, inline] = argv[i].startsWith('--') && argv[i].includes('=') ? [argv[i].slice(0, argv[i].indexOf('=')), argv[i].slice(argv[i].indexOf('=') + 1)] : [argv[i], undefined];
-      const value = () => inline ?? argv[++i] ?? '';
-      if (arg === '--listen') {
-        const text = value();
-        const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
-        if (!m || Number(m[3]) > 65535) throw new Error(`invalid --listen ${text}`);
-        listen = { host: m[1] || m[2] || '0.0.0.0', port: Number(m[3]) };
-      } else if (arg === '--files') filesDir = path.resolve(value());
-      else if (arg === '--store') storeDir = path.resolve(value());
-      else if (arg === '--help' || arg === '-h') {
-        process.stdout.write(SAMPLE_BACKEND_USAGE);
-        return 0;
-      } else throw new Error(`unknown argument ${arg}`);
+    const { values } = parseArgs({
+      args: argv,
+      options: { listen: { type: 'string' }, files: { type: 'string' }, store: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
+    });
+    if (values.help) {
+      process.stdout.write(SAMPLE_BACKEND_USAGE);
+      return 0;
     }
-    if (!listen || !filesDir || !storeDir) throw new Error('--listen, --files and --store are required');
+    if (!values.listen || !values.files || !values.store) throw new Error('--listen, --files and --store are required');
+    listen = parseListen(values.listen);
+    filesDir = path.resolve(values.files);
+    storeDir = path.resolve(values.store);
   } catch (err) {
     process.stderr.write(`upload-gateway sample-backend: ${(err as Error).message}\n${SAMPLE_BACKEND_USAGE}`);
     return 2;

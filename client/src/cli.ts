@@ -10,6 +10,7 @@ import { fileUploader, sessionIdFor } from './node';
 import { isAbortError, UploadError } from './core/retry';
 import type { Progress } from './core/progress';
 import type { UploaderOptions } from './core/types';
+import { parseArgs as parseCommandLine } from 'node:util';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080/upload';
 
@@ -86,75 +87,54 @@ interface Args {
 }
 
 function parseArgs(argv: string[]): Args | 'help' {
-  const args: Partial<Args> & { headers: Array<[string, string]> } = { url: DEFAULT_URL, segment: 8 * 1024 * 1024, concurrency: 4, retries: 10, headers: [], quiet: false };
-  const files: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    let arg = argv[i]!;
-    let inline: string | undefined;
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    if (eq > 0) {
-      inline = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const value = () => {
-      const v = inline ?? argv[++i];
-      if (v === undefined) throw new Error(`${arg} needs a value`);
-      return v;
-    };
-    const int = (v: string, min: number) => {
-      if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`${arg} needs an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-      return Number(v);
-    };
-    switch (arg) {
-      case '--help':
-      case '-h':
-        return 'help';
-      case '--url':
-        args.url = value();
-        break;
-      case '--segment':
-        args.segment = parseSize(value());
-        break;
-      case '--concurrency':
-        args.concurrency = int(value(), 1);
-        break;
-      case '--session':
-        args.session = value();
-        break;
-      case '--header':
-      case '-H': {
-        const v = value();
-        const colon = v.indexOf(':');
-        if (colon <= 0) throw new Error(`--header needs "Name: value", got ${JSON.stringify(v)}`);
-        args.headers.push([v.slice(0, colon).trim(), v.slice(colon + 1).trim()]);
-        break;
-      }
-      case '--retries':
-        args.retries = int(value(), 0);
-        break;
-      case '--checksum': {
-        const v = value();
-        if (v !== 'md5' && v !== 'sha256') throw new Error(`--checksum is md5 or sha256, got ${JSON.stringify(v)}`);
-        args.checksum = v;
-        break;
-      }
-      case '--name':
-        args.name = value();
-        break;
-      case '--type':
-        args.type = value();
-        break;
-      case '--quiet':
-      case '-q':
-        args.quiet = true;
-        break;
-      default:
-        if (arg.startsWith('-') && arg !== '-') throw new Error(`unknown option ${arg}`);
-        files.push(arg);
-    }
+  const { values, positionals } = parseCommandLine({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      url: { type: 'string', default: DEFAULT_URL },
+      segment: { type: 'string' },
+      concurrency: { type: 'string' },
+      session: { type: 'string' },
+      header: { type: 'string', short: 'H', multiple: true, default: [] },
+      retries: { type: 'string' },
+      checksum: { type: 'string' },
+      name: { type: 'string' },
+      type: { type: 'string' },
+      quiet: { type: 'boolean', short: 'q', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return 'help';
+  const int = (option: string, v: string | undefined, min: number, fallback: number) => {
+    if (v === undefined) return fallback;
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new Error(`--${option} needs an integer ≥ ${min}, got ${JSON.stringify(v)}`);
+    return Number(v);
+  };
+  const headers = values.header.map((v): [string, string] => {
+    const colon = v.indexOf(':');
+    if (colon <= 0) throw new Error(`--header needs "Name: value", got ${JSON.stringify(v)}`);
+    return [v.slice(0, colon).trim(), v.slice(colon + 1).trim()];
+  });
+  if (values.checksum !== undefined && values.checksum !== 'md5' && values.checksum !== 'sha256') {
+    throw new Error(`--checksum is md5 or sha256, got ${JSON.stringify(values.checksum)}`);
   }
-  if (files.length !== 1) throw new Error(files.length === 0 ? 'no FILE given' : `one FILE at a time, got ${files.length}`);
-  return { ...(args as Args), file: files[0]! };
+  const segment = values.segment === undefined ? 8 * 1024 * 1024 : parseSize(values.segment);
+  const concurrency = int('concurrency', values.concurrency, 1, 4);
+  const retries = int('retries', values.retries, 0, 10);
+  if (positionals.length !== 1) throw new Error(positionals.length === 0 ? 'no FILE given' : `one FILE at a time, got ${positionals.length}`);
+  return {
+    file: positionals[0]!,
+    url: values.url,
+    segment,
+    concurrency,
+    session: values.session,
+    headers,
+    retries,
+    checksum: values.checksum as Args['checksum'],
+    name: values.name,
+    type: values.type,
+    quiet: values.quiet,
+  };
 }
 
 export interface CliIo {

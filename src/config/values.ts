@@ -105,7 +105,11 @@ export function checkRegex(source: string, directive: string): string {
 }
 
 /** `listen [ADDR:]PORT` / `listen ADDR` / `listen [IPv6]:PORT`. A port alone or `*` means every address, as in nginx. */
-export function parseListen(value: string): { host: string; port: number } {
+/**
+ * `listen [ADDR:]PORT` (and the command lines' `--listen`): a bare port binds every address, as in
+ * nginx, unless `bareHost` says otherwise.
+ */
+export function parseListen(value: string, bareHost = '0.0.0.0'): { host: string; port: number } {
   const invalid = (why: string): ValueError => new ValueError(`invalid listen address "${value}": ${why}`);
   let host: string;
   let portText: string | null;
@@ -116,7 +120,7 @@ export function parseListen(value: string): { host: string; port: number } {
     host = m[1];
     portText = m[2] ?? null;
   } else if (/^[0-9]+$/.test(value)) {
-    host = '*';
+    host = bareHost;
     portText = value;
   } else {
     const colon = value.lastIndexOf(':');
