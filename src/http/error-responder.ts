@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { STATUS_TEXT, UploadError } from '../protocol/http-errors';
+import { retryLater, STATUS_TEXT, UploadError } from '../protocol/http-errors';
 import { StateUnavailableError } from '../state/errors';
 import { ANSWERED_BY_HTTP_LAYER } from './server';
 
@@ -14,7 +14,7 @@ export function errorResponder(log: Logger): Middleware {
       await next();
     } catch (caught) {
       // Shared state unreachable, or a lease lost (fencing): nothing was recorded, the client retries.
-      const err = caught instanceof StateUnavailableError ? new UploadError(503, caught.message, { 'Retry-After': '1' }) : caught;
+      const err = caught instanceof StateUnavailableError ? retryLater(caught.message) : caught;
       if (caught instanceof StateUnavailableError) log.warn({ err: caught.message, url: ctx.url }, 'session state unavailable');
       const socket = ctx.req.socket as { [ANSWERED_BY_HTTP_LAYER]?: boolean };
       if (socket[ANSWERED_BY_HTTP_LAYER] || ctx.res.headersSent || !ctx.res.writable) {

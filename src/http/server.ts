@@ -169,7 +169,7 @@ function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTime
 function plainParts(status: number, reason: string): { text: string; headers: Record<string, string>; body: string } {
   const body = `${reason.replace(/[^\x20-\x7e]+/g, ' ')}\n`;
   return {
-    text: STATUS_TEXT[status] ?? http.STATUS_CODES[status] ?? '',
+    text: STATUS_TEXT[status] ?? '',
     headers: { 'Content-Type': 'text/plain; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), Connection: 'close' },
     body,
   };

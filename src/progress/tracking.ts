@@ -10,7 +10,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { LocationConfig } from '../config/types';
-import { UploadError } from '../protocol/http-errors';
+import { retryLater, UploadError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
@@ -75,7 +75,7 @@ export class RequestProgress implements UploadObserver {
       options.log.info({ zone: store.zone, id }, 'upload_progress: tracking already registered id');
       throw new UploadError(500, `the progress id is already tracked for another upload in zone "${store.zone}"`);
     }
-    if (result === 'full') throw new UploadError(503, `the upload_progress zone "${store.zone}" is full`, { 'Retry-After': '1' });
+    if (result === 'full') throw retryLater(`the upload_progress zone "${store.zone}" is full`);
     const progress = new RequestProgress(store, id, key, upload, options);
     progress.start = start;
     return progress;

@@ -5,6 +5,23 @@ import { UploadError } from '../protocol/http-errors';
 import { ReadRateLimit } from './rate-limit';
 import { readAt, writeAllAt } from './files';
 
+/**
+ * Writes one chunk to a writer; resolves once it took it (which may mean: once it wrote it). A
+ * failure rejects here (the writer's 'error' event is then not needed).
+ */
+export function writeChunk(writer: Writable, chunk: Buffer): Promise<void> {
+  if (writer.listenerCount('error') === 0) writer.on('error', () => undefined);
+  return new Promise((resolve, reject) => writer.write(chunk, (err) => (err ? reject(err) : resolve())));
+}
+
+/** Ends a writer; resolves once everything is written (and flushed, when it flushes). */
+export function finishWriter(writer: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    writer.once('error', reject);
+    writer.end(() => resolve());
+  });
+}
+
 /** Something that digests bytes in order (a crypto Hash, or our CRC-32 accumulator). */
 export interface Digester {
   update(data: Buffer): unknown;

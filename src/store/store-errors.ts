@@ -1,4 +1,4 @@
-import { UploadError } from '../protocol/http-errors';
+import { retryLater, UploadError } from '../protocol/http-errors';
 
 /**
  * A file-system failure as the client's answer: a full disk or quota is `507` (nothing was
@@ -11,7 +11,7 @@ export function storageError(err: unknown, what = 'the upload store'): UploadErr
   if (code === 'ENAMETOOLONG') return new UploadError(400, `file name too long for ${what} (shorten the Session-ID)`);
   if (code === 'ENOSPC' || code === 'EDQUOT') return new UploadError(507, `${what} is full (${code}); nothing of this request was stored`);
   if (code === 'EFBIG') return new UploadError(413, `the file is larger than ${what}'s file system can hold`);
-  return new UploadError(503, `${what} is not writable (${code ?? (err as Error).message ?? 'error'})`, { 'Retry-After': '1' });
+  return retryLater(`${what} is not writable (${code ?? (err as Error).message ?? 'error'})`);
 }
 
 /** A failure while storing a body: file-system errors (an errno code such as `ENOSPC`) as `storageError`, anything else unchanged. */

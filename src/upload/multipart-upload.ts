@@ -19,6 +19,7 @@ import { appendFileFields, digestsNeeded, renderAddHeaders, variableLookup, type
 import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
 import { uploadObserver } from './observer';
+import { finishWriter, SegmentWriter, writeChunk } from '../store/segment-writer';
 
 /**
  * multipart/form-data mode (spec §4, with D1, D2, D5, D11, D14–D16): the body is parsed while it
@@ -75,8 +76,9 @@ interface FilePart {
   kind: 'file';
   path: string;
   handle: FileHandle | null;
+  /** Writes the part's data (the same writer as segments'); null once closed. */
+  writer: SegmentWriter | null;
   digests: FileDigests;
-  size: number;
   /** upload_max_file_size was exceeded: the file is gone, the rest of the part is discarded. */
   skipped: boolean;
   /** Form position before this file's set-fields (rolled back to when the file is dropped). */
@@ -193,9 +195,15 @@ class MultipartUpload {
         fileNumber: this.fileNumber,
         contentRange: 'bytes 0-0/0',
       };
+      const digests = new FileDigests(this.digestNames);
+      const writer = new SegmentWriter({
+        handle: created.handle, start: 0, expectedLength: null, compare: [], digesters: digests.digesters(),
+        limitRate: 0, softLimit: location.maxFileSize,
+        flush: location.fsync ? () => created.handle.datasync() : undefined,
+      });
       const part: FilePart = {
-        kind: 'file', path: created.path, handle: created.handle, digests: new FileDigests(this.digestNames),
-        size: 0, skipped: false, checkpoint: this.form.checkpoint(), vars,
+        kind: 'file', path: created.path, handle: created.handle, writer, digests,
+        skipped: false, checkpoint: this.form.checkpoint(), vars,
       };
       this.part = part;
       appendFileFields(this.form, location.setFormFields, this.lookup(vars));
@@ -227,17 +235,13 @@ class MultipartUpload {
       return;
     }
     if (part.skipped) return;
-    const limit = this.location.maxFileSize;
-    if (limit > 0 && part.size + data.length > limit) {
+    await writeChunk(part.writer!, data);
+    if (part.writer!.overLimit) {
       // §4.8: soft limit: the file is deleted, its fields rolled back, the request goes on.
       part.skipped = true;
       await this.dropFile(part);
       this.form.rollback(part.checkpoint);
-      return;
     }
-    for (const d of part.digests.digesters()) d.update(data);
-    await writeAt(part.handle!, data, part.size);
-    part.size += data.length;
   }
 
   private async endPart(): Promise<void> {
@@ -245,16 +249,18 @@ class MultipartUpload {
     this.part = null;
     if (!part || part.kind === 'field' || part.skipped) return;
     const handle = part.handle!;
+    const writer = part.writer!;
     part.handle = null;
+    part.writer = null;
     try {
-      if (this.location.fsync) await handle.datasync();
+      await finishWriter(writer);
     } finally {
       await handle.close();
     }
     const { vars } = part;
     vars.digests = part.digests.finish();
-    vars.size = part.size;
-    vars.contentRange = `bytes 0-${part.size}/${part.size}`;
+    vars.size = writer.received;
+    vars.contentRange = `bytes 0-${writer.received}/${writer.received}`;
     appendFileFields(this.form, this.location.aggregateFormFields, this.lookup(vars));
     this.checkOutputLimit();
   }
@@ -262,6 +268,8 @@ class MultipartUpload {
   private async dropFile(part: FilePart): Promise<void> {
     const handle = part.handle;
     part.handle = null;
+    part.writer?.destroy();
+    part.writer = null;
     await handle?.close().catch(() => undefined);
     const fileId = this.files.get(part.path);
     if (fileId !== undefined) await unlinkIfOwned(part.path, fileId);
@@ -294,19 +302,14 @@ class MultipartUpload {
     if (part?.kind === 'file') {
       const handle = part.handle;
       part.handle = null;
+      part.writer?.destroy();
+      part.writer = null;
       await handle?.close().catch(() => undefined);
     }
     await this.removeFiles();
   }
 }
 
-async function writeAt(handle: FileHandle, data: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < data.length) {
-    const { bytesWritten } = await handle.write(data, done, data.length - done, position + done);
-    done += bytesWritten;
-  }
-}
 
 /** Feeds the request body to the upload, with backpressure and `upload_limit_rate`. */
 class MultipartSink extends Writable {

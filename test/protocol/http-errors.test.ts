@@ -12,6 +12,7 @@ describe('STATUS_TEXT', () => {
       413: 'Request Entity Too Large',
       415: 'Unsupported Media Type',
       416: 'Requested Range Not Satisfiable',
+      431: 'Request Header Fields Too Large',
       460: 'Checksum Mismatch',
       500: 'Internal Server Error',
       501: 'Not Implemented',
