@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import Koa from 'koa';
 import pino, { type Logger } from 'pino';
 import type { GatewayConfig } from './config/types';
-import { UploadError } from './protocol/http-errors';
+import { HttpError } from './protocol/http-errors';
 import { createHttpServer, setSendTimeout } from './http/server';
 import { errorResponder } from './http/error-responder';
 import { matchLocation } from './http/locations';
@@ -23,7 +23,7 @@ import type { Middleware } from 'koa';
 import { ProgressZones } from './progress/zones';
 import { trackUploads } from './progress/tracking';
 import { reportUploads } from './progress/report';
-import type { ProgressStore } from './progress/types';
+import type { ProgressZone } from './progress/types';
 import { uploadPage } from './http/upload-page';
 
 export interface GatewayOptions {
@@ -45,7 +45,7 @@ export interface Gateway {
   /** Removes expired sessions now (also runs periodically while listening). */
   sweepExpired(): Promise<number>;
   /** The `upload_progress` zone of that name (in process or in Redis). */
-  progress(zone: string): ProgressStore | undefined;
+  progress(zone: string): ProgressZone | undefined;
 }
 
 /** Composes the gateway: storage and coordination are chosen here, the protocol code knows neither. */
@@ -78,7 +78,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
   const clientRouter = new Router();
   clientRouter.get('/client.js', async (ctx) => {
     const bundle = await readFile(path.resolve(__dirname, '..', 'dist', 'client', 'client.js')).catch(() => null);
-    if (!bundle) throw new UploadError(404, 'the client bundle is not built: run npm run build');
+    if (!bundle) throw new HttpError(404, 'the client bundle is not built: run npm run build');
     ctx.type = 'application/javascript; charset=utf-8';
     ctx.set('Cache-Control', 'no-cache');
     ctx.body = bundle;
@@ -102,7 +102,7 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     const q = ctx.req.url?.indexOf('?') ?? -1;
     const uriPath = q < 0 ? ctx.req.url ?? '/' : ctx.req.url!.slice(0, q);
     const location = matchLocation(served, uriPath);
-    if (!location) throw new UploadError(404, `no upload location matches ${uriPath}`);
+    if (!location) throw new HttpError(404, `no upload location matches ${uriPath}`);
     setSendTimeout(ctx.res, location.sendTimeoutMs);
     return location.handler(ctx, next);
   });

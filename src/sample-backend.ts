@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import Router from '@koa/router';
 import busboy from 'busboy';
 import type { Context } from 'koa';
-import { UploadError } from './protocol/http-errors';
+import { HttpError } from './protocol/http-errors';
 import { parseArgs } from 'node:util';
 import { parseListen } from './config/values';
 
@@ -27,10 +27,10 @@ export function sampleBackendRouter(filesDir: string, storeDir: string): Router 
       if (field === 'name') name = value;
       else if (field === 'path') files.push({ name, path: value });
     }
-    if (files.length === 0) throw new UploadError(400, 'hand-off without a "path" field');
+    if (files.length === 0) throw new HttpError(400, 'hand-off without a "path" field');
     await fs.mkdir(filesDir, { recursive: true });
     for (const file of files) {
-      if (!path.resolve(file.path).startsWith(path.resolve(storeDir) + path.sep)) throw new UploadError(400, 'path outside the upload store');
+      if (!path.resolve(file.path).startsWith(path.resolve(storeDir) + path.sep)) throw new HttpError(400, 'path outside the upload store');
       const target = await freeName(filesDir, safeName(file.name));
       await moveFile(file.path, path.join(filesDir, target));
       ctx.append('X-File-Url', `/files/${encodeURIComponent(target)}`);
@@ -40,10 +40,10 @@ export function sampleBackendRouter(filesDir: string, storeDir: string): Router 
   });
   router.get('/files/:name', async (ctx) => {
     const name = ctx.params.name;
-    if (name !== safeName(name)) throw new UploadError(404, 'no such file');
+    if (name !== safeName(name)) throw new HttpError(404, 'no such file');
     const file = path.join(filesDir, name);
     const stat = await fs.stat(file).catch(() => null);
-    if (!stat?.isFile()) throw new UploadError(404, 'no such file');
+    if (!stat?.isFile()) throw new HttpError(404, 'no such file');
     ctx.type = 'application/octet-stream';
     ctx.length = stat.size;
     ctx.set('Content-Disposition', `attachment; filename*=UTF-8''${encodeURIComponent(name)}`);
@@ -58,13 +58,13 @@ function readFormFields(ctx: Context): Promise<Array<[string, string]>> {
     try {
       parser = busboy({ headers: ctx.req.headers, limits: { fieldSize: FIELDS_LIMIT, files: 0 }, defParamCharset: 'utf8' });
     } catch {
-      reject(new UploadError(400, 'expected a multipart/form-data hand-off'));
+      reject(new HttpError(400, 'expected a multipart/form-data hand-off'));
       return;
     }
     const fields: Array<[string, string]> = [];
     parser.on('field', (name, value) => fields.push([name, value]));
     parser.on('close', () => resolve(fields));
-    parser.on('error', () => reject(new UploadError(400, 'malformed multipart hand-off')));
+    parser.on('error', () => reject(new HttpError(400, 'malformed multipart hand-off')));
     ctx.req.pipe(parser);
   });
 }
@@ -118,11 +118,11 @@ export async function startSampleBackend(options: { host: string; port: number; 
     try {
       await next();
     } catch (err) {
-      const status = err instanceof UploadError ? err.status : 500;
+      const status = err instanceof HttpError ? err.status : 500;
       if (status === 500) options.log?.error({ err, url: ctx.url }, 'sample backend request failed');
       ctx.status = status;
       ctx.type = 'text/plain; charset=utf-8';
-      ctx.body = `${err instanceof UploadError ? err.message : 'internal error'}\n`;
+      ctx.body = `${err instanceof HttpError ? err.message : 'internal error'}\n`;
     }
   });
   app.use(async (ctx, next) => {

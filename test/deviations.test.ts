@@ -741,7 +741,7 @@ describe('D10: Session-ID is 1–200 of [A-Za-z0-9_-] (configurable), trimmed; e
   // Regression (fixed): the configuration accepts upload_session_id_max_length up to 240, but ids of 228–240
   // characters are answered 500 "internal error": the file state store writes its record through a
   // temporary file named `<id>.state.json.<12 hex>.tmp`, 28 characters longer than the id, which
-  // passes the file system's 255-byte name limit (ENAMETOOLONG, not mapped to an UploadError).
+  // passes the file system's 255-byte name limit (ENAMETOOLONG, not mapped to an HttpError).
   // Fixed in (src/state/file-session-store.ts): a short temporary name.
   test('ids up to the configured maximum of 240 work', async () => {
     const own = await startTestGateway({ locationBody: `${DEFAULT_LOCATION}\n    upload_session_id_max_length 240;` });

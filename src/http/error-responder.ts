@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { Logger } from 'pino';
-import { retryLater, STATUS_TEXT, UploadError } from '../protocol/http-errors';
+import { retryLater, STATUS_TEXT, HttpError } from '../protocol/http-errors';
 import { StateUnavailableError } from '../state/errors';
 import { ANSWERED_BY_HTTP_LAYER } from './server';
 
@@ -21,7 +21,7 @@ export function errorResponder(log: Logger): Middleware {
         ctx.respond = false;
         return;
       }
-      const known = err instanceof UploadError;
+      const known = err instanceof HttpError;
       if (!known) log.error({ err, url: ctx.url }, 'request failed');
       const status = known ? err.status : 500;
       const reason = known ? err.message : 'internal error';

@@ -4,7 +4,7 @@
  * (`$arg_*`, `$http_*`, `$remote_addr`, …) for templates.
  */
 import type { IncomingMessage } from 'node:http';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 
 /** Every value of the headers with these exact names (case-insensitive, D12), in request order, as raw latin1 bytes. */
 export function rawHeaderValues(req: IncomingMessage, ...names: string[]): string[] {
@@ -30,7 +30,7 @@ export function declaredLength(req: IncomingMessage): number | null {
 /** `client_max_body_size` (0 = unlimited) against a length: the one check, for the declared length and while the body streams. */
 export function checkBodySize(length: number | null, limit: number): void {
   if (limit > 0 && length !== null && length > limit) {
-    throw new UploadError(413, `request body larger than client_max_body_size (${limit} bytes)`);
+    throw new HttpError(413, `request body larger than client_max_body_size (${limit} bytes)`);
   }
 }
 

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Middleware } from 'koa';
 import type { GatewayConfig } from '../config/types';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 
 /** page/ of the package (beside src/ and dist/). */
 export const PAGE_DIR = path.resolve(__dirname, '..', '..', 'page');
@@ -58,7 +58,7 @@ export function uploadPage(config: GatewayConfig): Middleware {
     if (!config.demoPage || !asset || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
     const [file, type] = asset;
     const text = await readFile(path.join(PAGE_DIR, file), 'utf8').catch(() => null);
-    if (text === null) throw new UploadError(404, `the upload page is missing (${file} in ${PAGE_DIR})`);
+    if (text === null) throw new HttpError(404, `the upload page is missing (${file} in ${PAGE_DIR})`);
     ctx.type = type;
     ctx.set('Cache-Control', 'no-cache');
     ctx.body = file === 'index.html' ? text.replace('<!--upload-gateway-settings-->', block) : text;

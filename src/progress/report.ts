@@ -7,7 +7,7 @@
  */
 import type { Context, Middleware } from 'koa';
 import type { ProgressLocationConfig } from '../config/types';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { FINAL_EVENT_ID, formatComment, formatEvent, formatProgressEvent, percentOf, type ProgressEventData } from '../protocol/sse';
 import {
   acceptsEventStream,
@@ -21,7 +21,7 @@ import {
 } from '../protocol/upload-progress';
 import { lastRawHeader, requestVariable } from '../http/request';
 import { etaSeconds, RateWindow, realClock, Throttle, type Clock } from './rate';
-import { snapshotOf, type ProgressSnapshot, type ProgressStore } from './types';
+import { snapshotOf, type ProgressSnapshot, type ProgressZone } from './types';
 
 export interface StreamOptions {
   /** Minimum time between two events (default 100 ms: at most 10 events per second). */
@@ -33,16 +33,16 @@ export interface StreamOptions {
   clock?: Clock;
 }
 
-export function reportUploads(location: ProgressLocationConfig, store: ProgressStore, options: StreamOptions = {}): Middleware {
+export function reportUploads(location: ProgressLocationConfig, zone: ProgressZone, options: StreamOptions = {}): Middleware {
   return async (ctx) => {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
-      throw new UploadError(405, `method ${ctx.method} not allowed on the progress location`, { Allow: 'GET, HEAD' });
+      throw new HttpError(405, `method ${ctx.method} not allowed on the progress location`, { Allow: 'GET, HEAD' });
     }
     const id = progressIdFrom(ctx.req.rawHeaders, ctx.req.url, location.header);
     // P10 copied: without an id the module steps aside and nginx answers 404.
-    if (id === null) throw new UploadError(404, `no progress id: send the ${location.header} header or query argument`);
-    if (ctx.method === 'GET' && acceptsEventStream(lastRawHeader(ctx.req, 'accept'))) return streamProgress(ctx, store, id, options);
-    const entry = await store.get(id);
+    if (id === null) throw new HttpError(404, `no progress id: send the ${location.header} header or query argument`);
+    if (ctx.method === 'GET' && acceptsEventStream(lastRawHeader(ctx.req, 'accept'))) return streamProgress(ctx, zone, id, options);
+    const entry = await zone.get(id);
     sendProbe(ctx, location, entry ? snapshotOf(entry) : undefined);
   };
 }
@@ -91,11 +91,11 @@ const finalState = (view: ProgressView) => view.state === 'done' || view.state =
  * finished upload gets `204`, which stops EventSource. Resolves when the stream is over; nothing
  * (listener, timer) is left behind.
  */
-export async function streamProgress(ctx: Context, store: ProgressStore, id: string, options: StreamOptions = {}): Promise<void> {
+export async function streamProgress(ctx: Context, zone: ProgressZone, id: string, options: StreamOptions = {}): Promise<void> {
   const res = ctx.res;
   const clock = options.clock ?? realClock;
   if (lastRawHeader(ctx.req, 'last-event-id') === FINAL_EVENT_ID) {
-    const entry = await store.get(id);
+    const entry = await zone.get(id);
     if (finalState(progressView(entry ? snapshotOf(entry) : undefined))) {
       ctx.respond = false;
       res.writeHead(204, ['Cache-Control', 'no-cache']);
@@ -131,7 +131,7 @@ export async function streamProgress(ctx: Context, store: ProgressStore, id: str
     const emit = async () => {
       let entry;
       try {
-        entry = await store.get(id);
+        entry = await zone.get(id);
       } catch {
         return; // the zone is unreachable for now: the next change or tick tries again
       }
@@ -147,7 +147,7 @@ export async function streamProgress(ctx: Context, store: ProgressStore, id: str
       }
     };
     const throttle = new Throttle(emit, options.intervalMs ?? 100, clock);
-    const unwatch = store.watch(id, () => throttle.trigger());
+    const unwatch = zone.watch(id, () => throttle.trigger());
     const heartbeat = setInterval(() => res.write(formatComment('keep-alive')), options.heartbeatMs ?? 15_000);
     heartbeat.unref();
     const tick = setInterval(() => {

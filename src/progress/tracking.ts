@@ -10,14 +10,14 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { LocationConfig } from '../config/types';
-import { retryLater, UploadError } from '../protocol/http-errors';
+import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
 import { declaredLength } from '../http/request';
 import { observeUpload, type UploadObserver } from '../upload/observer';
 import { Throttle } from './rate';
-import { IN_FLIGHT_KEEPALIVE_MS, type ProgressStore, type UploadIdentity } from './types';
+import { IN_FLIGHT_KEEPALIVE_MS, type ProgressZone, type UploadIdentity } from './types';
 import { segmentHeaders } from '../upload/segment-headers';
 
 /** Writes to the zone at most this often per request (never per chunk). */
@@ -49,7 +49,7 @@ export class RequestProgress implements UploadObserver {
   private ended = false;
 
   private constructor(
-    private readonly store: ProgressStore,
+    private readonly zone: ProgressZone,
     readonly id: string,
     private readonly key: string,
     readonly upload: UploadIdentity,
@@ -61,22 +61,22 @@ export class RequestProgress implements UploadObserver {
   }
 
   /** Registers the request; a reused id is refused with 500 (P2), a full zone with 503. */
-  static async begin(store: ProgressStore, id: string, upload: UploadIdentity, start: number, options: TrackingOptions): Promise<RequestProgress | null> {
+  static async begin(zone: ProgressZone, id: string, upload: UploadIdentity, start: number, options: TrackingOptions): Promise<RequestProgress | null> {
     const key = `${options.instanceId}.${++requestCounter}`;
     let result;
     try {
-      result = await store.begin(id, upload, key);
+      result = await zone.begin(id, upload, key);
     } catch (err) {
       // The zone is an aid: when its Redis fails the upload goes on untracked.
-      options.log.warn({ zone: store.zone, err: (err as Error).message }, 'upload progress: cannot register the upload');
+      options.log.warn({ zone: zone.name, err: (err as Error).message }, 'upload progress: cannot register the upload');
       return null;
     }
     if (result === 'duplicate') {
-      options.log.info({ zone: store.zone, id }, 'upload_progress: tracking already registered id');
-      throw new UploadError(500, `the progress id is already tracked for another upload in zone "${store.zone}"`);
+      options.log.info({ zone: zone.name, id }, 'upload_progress: tracking already registered id');
+      throw new HttpError(500, `the progress id is already tracked for another upload in zone "${zone.name}"`);
     }
-    if (result === 'full') throw retryLater(`the upload_progress zone "${store.zone}" is full`);
-    const progress = new RequestProgress(store, id, key, upload, options);
+    if (result === 'full') throw retryLater(`the upload_progress zone "${zone.name}" is full`);
+    const progress = new RequestProgress(zone, id, key, upload, options);
     progress.start = start;
     return progress;
   }
@@ -91,7 +91,7 @@ export class RequestProgress implements UploadObserver {
   /** A resumable session's ranges the gateway holds (after loading or updating its record). */
   acknowledged(ranges: readonly ByteRange[]): void {
     if (this.upload.kind !== 'session' || this.ended) return;
-    this.store.acknowledge(this.id, ranges).catch((err: Error) => this.failed(err));
+    this.zone.acknowledge(this.id, ranges).catch((err: Error) => this.failed(err));
   }
 
   /** The session's hand-off was answered (or replayed) with `status`: the entry finishes with it. */
@@ -100,11 +100,11 @@ export class RequestProgress implements UploadObserver {
   }
 
   private failed(err: Error): void {
-    this.options.log.warn({ zone: this.store.zone, err: err.message }, 'upload progress: cannot update the zone');
+    this.options.log.warn({ zone: this.zone.name, err: err.message }, 'upload progress: cannot update the zone');
   }
 
   private report(): Promise<void> {
-    return this.store.report(this.id, this.key, { start: this.start, received: this.received }).catch((err: Error) => this.failed(err));
+    return this.zone.report(this.id, this.key, { start: this.start, received: this.received }).catch((err: Error) => this.failed(err));
   }
 
   /**
@@ -130,8 +130,8 @@ export class RequestProgress implements UploadObserver {
       finish = final ? status : null;
     }
     try {
-      await this.store.report(this.id, this.key, { start: this.start, received: this.received });
-      await this.store.end(this.id, this.key, { finish, size, ttlMs: finish === null ? this.options.idleTtlMs : this.options.finishTtlMs });
+      await this.zone.report(this.id, this.key, { start: this.start, received: this.received });
+      await this.zone.end(this.id, this.key, { finish, size, ttlMs: finish === null ? this.options.idleTtlMs : this.options.finishTtlMs });
     } catch (err) {
       this.failed(err as Error);
     }
@@ -146,7 +146,7 @@ export function uploadIdentity(ctx: Context, location: LocationConfig): { upload
 }
 
 function statusOf(err: unknown): number {
-  if (err instanceof UploadError) return err.status;
+  if (err instanceof HttpError) return err.status;
   if (err instanceof StateUnavailableError) return 503;
   return 500;
 }
@@ -157,7 +157,7 @@ function statusOf(err: unknown): number {
  * as in the module (§4.1, §4.4). Other methods are not tracked (the status query never touches
  * the zone).
  */
-export function trackUploads(location: LocationConfig, store: ProgressStore, options: Omit<TrackingOptions, 'finishTtlMs' | 'idleTtlMs'>): (handler: Middleware) => Middleware {
+export function trackUploads(location: LocationConfig, zone: ProgressZone, options: Omit<TrackingOptions, 'finishTtlMs' | 'idleTtlMs'>): (handler: Middleware) => Middleware {
   const tracking: TrackingOptions = { ...options, finishTtlMs: location.trackUploads!.timeoutMs, idleTtlMs: location.sessionTimeoutMs };
   return (handler) => async (ctx, next) => {
     if (ctx.method !== 'POST') return handler(ctx, next);
@@ -165,11 +165,11 @@ export function trackUploads(location: LocationConfig, store: ProgressStore, opt
     if (id === null) return handler(ctx, next);
     const declared = declaredLength(ctx.req) ?? 0;
     if (location.clientMaxBodySize > 0 && declared > location.clientMaxBodySize) {
-      await store.recordError(id, 413, tracking.finishTtlMs).catch((err: Error) => options.log.warn({ err: err.message }, 'upload progress: cannot record an error'));
+      await zone.recordError(id, 413, tracking.finishTtlMs).catch((err: Error) => options.log.warn({ err: err.message }, 'upload progress: cannot record an error'));
       return handler(ctx, next);
     }
     const { upload, start } = uploadIdentity(ctx, location);
-    const progress = await RequestProgress.begin(store, id, upload, start, tracking);
+    const progress = await RequestProgress.begin(zone, id, upload, start, tracking);
     if (!progress) return handler(ctx, next);
     observeUpload(ctx, progress);
     let status = 500;

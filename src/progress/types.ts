@@ -57,8 +57,8 @@ export interface EndOutcome {
 
 export type BeginResult = 'ok' | 'duplicate' | 'full';
 
-export interface ProgressStore {
-  readonly zone: string;
+export interface ProgressZone {
+  readonly name: string;
   /**
    * Registers request `requestKey` under `id`: creates the entry, or joins the entry of the same
    * resumable session (clearing a previous finish). Anything else already under `id` is a

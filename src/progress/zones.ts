@@ -4,27 +4,27 @@
  */
 import type { GatewayConfig } from '../config/types';
 import type { StateBackends } from '../state/backends';
-import { MemoryProgressStore } from './memory-progress-store';
-import { RedisProgressStore } from './redis-progress-store';
-import type { ProgressStore } from './types';
+import { MemoryProgressZone } from './memory-zone';
+import { RedisProgressZone } from './redis-zone';
+import type { ProgressZone } from './types';
 
 export class ProgressZones {
-  private readonly stores = new Map<string, ProgressStore>();
+  private readonly zones = new Map<string, ProgressZone>();
 
   constructor(config: GatewayConfig, state: StateBackends) {
     for (const zone of config.progressZones) {
-      this.stores.set(
+      this.zones.set(
         zone.name,
-        zone.stateRedis ? new RedisProgressStore(state.redisClient(zone.stateRedis), zone.name, state.prefix()) : new MemoryProgressStore(zone.name, zone.size),
+        zone.stateRedis ? new RedisProgressZone(state.redisClient(zone.stateRedis), zone.name, state.prefix()) : new MemoryProgressZone(zone.name, zone.size),
       );
     }
   }
 
-  get(zone: string): ProgressStore | undefined {
-    return this.stores.get(zone);
+  get(zone: string): ProgressZone | undefined {
+    return this.zones.get(zone);
   }
 
   async close(): Promise<void> {
-    for (const store of this.stores.values()) await store.close();
+    for (const zone of this.zones.values()) await zone.close();
   }
 }

@@ -29,7 +29,7 @@ export const STATUS_TEXT: Record<number, string> = {
  * are replaced by spaces, so it always fits one line) and extra response `headers`
  * (e.g. `Retry-After`). `expose` tells Koa the message may be shown to the client.
  */
-export class UploadError extends Error {
+export class HttpError extends Error {
   readonly status: number;
   readonly reason: string;
   readonly headers: Record<string, string>;
@@ -39,9 +39,9 @@ export class UploadError extends Error {
     const line = reason.replace(/[\x00-\x1f\x7f]+/g, ' ').trim() || STATUS_TEXT[status] || 'error';
     super(line);
     if (!Number.isInteger(status) || status < 400 || status > 599) {
-      throw new RangeError(`UploadError: invalid status ${String(status)}`);
+      throw new RangeError(`HttpError: invalid status ${String(status)}`);
     }
-    this.name = 'UploadError';
+    this.name = 'HttpError';
     this.status = status;
     this.reason = line;
     this.headers = { ...(headers ?? {}) };
@@ -49,6 +49,6 @@ export class UploadError extends Error {
 }
 
 /** 503 + Retry-After: the client should simply send the same request again (D4, D7). */
-export function retryLater(reason: string): UploadError {
-  return new UploadError(503, reason, { 'Retry-After': '1' });
+export function retryLater(reason: string): HttpError {
+  return new HttpError(503, reason, { 'Retry-After': '1' });
 }

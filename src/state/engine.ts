@@ -52,7 +52,7 @@ export type CommitOutcome =
   | { kind: 'handoff'; record: SessionRecord; claim: HandoffClaim };
 
 export interface SessionEngine {
-  /** Admits a segment (throws `UploadError` 409/503 when the session refuses it, D3/D4/D7/D9). */
+  /** Admits a segment (throws `HttpError` 409/503 when the session refuses it, D3/D4/D7/D9). */
   begin(segment: SegmentRequest, policy: EnginePolicy): Promise<SegmentTicket>;
   /**
    * The segment's bytes are stored and durable: acknowledge them (durably, D23) and decide.

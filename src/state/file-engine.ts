@@ -12,7 +12,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { hashedRelativePath } from '../protocol/hash-path';
-import { retryLater, UploadError } from '../protocol/http-errors';
+import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import {
   applyRecord,
@@ -79,12 +79,12 @@ export interface FileEngineOptions {
   idleMs?: number;
 }
 
-export function refusalError(refusal: Refusal): UploadError {
-  return refusal.status === 503 ? retryLater(refusal.reason) : new UploadError(refusal.status, refusal.reason);
+export function refusalError(refusal: Refusal): HttpError {
+  return refusal.status === 503 ? retryLater(refusal.reason) : new HttpError(refusal.status, refusal.reason);
 }
 
-export function nameTakenError(record: SessionRecord): UploadError {
-  return new UploadError(409, `the upload store already holds another upload's file named ${path.basename(record.dataPath)}; use another Session-ID`);
+export function nameTakenError(record: SessionRecord): HttpError {
+  return new HttpError(409, `the upload store already holds another upload's file named ${path.basename(record.dataPath)}; use another Session-ID`);
 }
 
 export class FileSessionEngine implements SessionEngine {
@@ -166,7 +166,7 @@ export class FileSessionEngine implements SessionEngine {
           throw storageError(err);
         });
         if (!file && !isFileComplete(record)) {
-          throw new UploadError(409, `the data file of session ${record.id} is gone (removed from the store); the upload must start again`);
+          throw new HttpError(409, `the data file of session ${record.id} is gone (removed from the store); the upload must start again`);
         }
       }
       return { id: entry.id, record, range, file, created, fence: NO_FENCE };

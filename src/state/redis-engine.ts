@@ -14,7 +14,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
-import { retryLater, UploadError } from '../protocol/http-errors';
+import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { decideSweep, isFileComplete, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord } from '../session/model';
 import type { DataFilePool } from '../store/data-file-pool';
@@ -169,7 +169,7 @@ export class RedisSessionEngine implements SessionEngine {
             throw storageError(err);
           });
           if (!file && !isFileComplete(record)) {
-            throw new UploadError(409, `the data file of session ${id} is gone (removed from the store); the upload must start again`);
+            throw new HttpError(409, `the data file of session ${id} is gone (removed from the store); the upload must start again`);
           }
         }
         return { ...partial, record, file };
@@ -203,7 +203,7 @@ export class RedisSessionEngine implements SessionEngine {
       await created.handle.close().catch(() => undefined);
       await unlinkIfOwned(record.dataPath, created.fileId).catch(() => undefined);
       if (answer instanceof Error) throw answer;
-      throw answer === 'fenced' ? new LeaseLostError() : new UploadError(409, 'the session expired while its data file was being created');
+      throw answer === 'fenced' ? new LeaseLostError() : new HttpError(409, 'the session expired while its data file was being created');
     }
     this.options.dataFiles.release(this.options.dataFiles.adopt(record.dataPath, created.fileId, created.handle));
     return { ...record, fileId: created.fileId, replaces: null };
@@ -332,8 +332,8 @@ export class RedisSessionEngine implements SessionEngine {
   }
 }
 
-function refusal(status: number, reason: string): UploadError {
-  return status === 503 ? retryLater(reason) : new UploadError(status, reason);
+function refusal(status: number, reason: string): HttpError {
+  return status === 503 ? retryLater(reason) : new HttpError(status, reason);
 }
 
 /** A session hash (flat field/value list) as a record. */

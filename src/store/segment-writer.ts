@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import type { FileHandle } from 'node:fs/promises';
 import type { ByteRange } from '../protocol/range-set';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { ReadRateLimit } from './rate-limit';
 import { readAt, writeAllAt } from './files';
 
@@ -116,7 +116,7 @@ export class SegmentWriter extends Writable {
     for (const b of buffers) length += b.length;
     this.received += length;
     if (expectedLength !== null && this.received > expectedLength) {
-      throw new UploadError(416, `request body is longer than the range (${expectedLength} bytes)`);
+      throw new HttpError(416, `request body is longer than the range (${expectedLength} bytes)`);
     }
     this.options.onReceived?.(this.received);
     for (const d of digesters) for (const b of buffers) d.update(b);
@@ -167,7 +167,7 @@ export class SegmentWriter extends Writable {
       const expected = data.subarray(from - position, to - position + 1);
       const actual = await readAt(handle, expected.length, from);
       if (!actual.equals(expected)) {
-        throw new UploadError(409, `bytes ${from}-${to} differ from the bytes already received`);
+        throw new HttpError(409, `bytes ${from}-${to} differ from the bytes already received`);
       }
       cursor = to + 1;
     }

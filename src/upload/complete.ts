@@ -6,7 +6,7 @@
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { statusInRanges } from '../protocol/status-ranges';
 import { callBackend, type BackendAnswer } from './handoff';
 import { appendFileFields, renderAddHeaders, variableLookup, type FileVariables } from './variables';
@@ -14,7 +14,7 @@ import { appendFileFields, renderAddHeaders, variableLookup, type FileVariables 
 /** D15: the generated form is counted once; over `upload_max_output_body_len` → 413. */
 export function checkOutputLimit(length: number, location: LocationConfig): void {
   if (location.maxOutputBodyLen > 0 && length > location.maxOutputBodyLen) {
-    throw new UploadError(413, `the form for the backend (${length} bytes) would exceed upload_max_output_body_len (${location.maxOutputBodyLen} bytes)`);
+    throw new HttpError(413, `the form for the backend (${length} bytes) would exceed upload_max_output_body_len (${location.maxOutputBodyLen} bytes)`);
   }
 }
 

@@ -3,7 +3,7 @@ import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { LocationConfig } from '../config/types';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 
 /** Client headers a proxy never forwards (plus the ones we set ourselves). */
 const NOT_FORWARDED = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'keep-alive', 'expect', 'upgrade', 'proxy-connection']);
@@ -142,7 +142,7 @@ async function readBody(response: IncomingMessage): Promise<{ body: Buffer | nul
       }
     }
   } catch (err) {
-    throw new UploadError(502, `the backend's answer broke off: ${(err as Error).message}`);
+    throw new HttpError(502, `the backend's answer broke off: ${(err as Error).message}`);
   }
   return { body: Buffer.concat(chunks, size), stream: null };
 }

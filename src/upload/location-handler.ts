@@ -1,6 +1,6 @@
 import type { Middleware } from 'koa';
 import type { LocationConfig } from '../config/types';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { handleRawUpload } from './raw-upload';
 import { uploadState } from '../session/model';
 import { renderAddHeaders, variableLookup } from './variables';
@@ -31,15 +31,15 @@ export function uploadLocation(location: LocationConfig, services: UploadService
       case 'POST':
         break;
       default:
-        throw new UploadError(405, `method ${req.method} not allowed here`, { Allow: 'POST, OPTIONS' });
+        throw new HttpError(405, `method ${req.method} not allowed here`, { Allow: 'POST, OPTIONS' });
     }
     const contentType = lastRawHeader(req, 'content-type');
-    if (contentType === undefined) throw new UploadError(400, 'missing Content-Type header');
+    if (contentType === undefined) throw new HttpError(400, 'missing Content-Type header');
     if (/^multipart\/form-data/i.test(contentType)) {
-      if (!multipart) throw new UploadError(415, 'multipart/form-data uploads are not enabled');
+      if (!multipart) throw new HttpError(415, 'multipart/form-data uploads are not enabled');
       return multipart(ctx, location, services);
     }
-    if (!location.resumable) throw new UploadError(415, `Content-Type ${contentType || '(empty)'} needs upload_resumable on; this location takes multipart/form-data`);
+    if (!location.resumable) throw new HttpError(415, `Content-Type ${contentType || '(empty)'} needs upload_resumable on; this location takes multipart/form-data`);
     return handleRawUpload(ctx, location, services);
   };
 }
@@ -47,10 +47,10 @@ export function uploadLocation(location: LocationConfig, services: UploadService
 /** D22: `GET`/`HEAD` with a Session-ID reports the received ranges; without one it is a 405 as in the module. */
 async function statusQuery(ctx: Parameters<Middleware>[0], location: LocationConfig, services: UploadServices): Promise<void> {
   const { sessionId, problem } = segmentHeaders(ctx, location);
-  if (problem && sessionId === null) throw new UploadError(400, problem);
-  if (sessionId === null) throw new UploadError(405, `method ${ctx.req.method} needs a Session-ID header here`, { Allow: 'POST, OPTIONS' });
+  if (problem && sessionId === null) throw new HttpError(400, problem);
+  if (sessionId === null) throw new HttpError(405, `method ${ctx.req.method} needs a Session-ID header here`, { Allow: 'POST, OPTIONS' });
   const record = await services.sessions(location).status(sessionId);
-  if (!record) throw new UploadError(404, `unknown session ${sessionId}`);
+  if (!record) throw new HttpError(404, `unknown session ${sessionId}`);
   // A hand-off claimed by a dead process is not in progress: the client should re-send a segment.
   sendSessionStatus(ctx, record, uploadState(record, Date.now(), services.policy(location), services.actor(location)));
 }

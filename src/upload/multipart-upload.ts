@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { bodyError, storeErrorToUpload } from '../store/store-errors';
 import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
@@ -30,8 +30,8 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   const req = ctx.req;
   const contentType = lastRawHeader(req, 'content-type') ?? '';
   const boundary = extractBoundary(contentType);
-  if (!boundary.ok) throw new UploadError(400, boundary.reason);
-  if (declaredLength(req) === 0) throw new UploadError(400, 'empty request body');
+  if (!boundary.ok) throw new HttpError(400, boundary.reason);
+  if (declaredLength(req) === 0) throw new HttpError(400, 'empty request body');
 
   const upload = new MultipartUpload(ctx, location, services, boundary.boundary);
   let form: Buffer;
@@ -51,14 +51,13 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
     // As the module: the answer is a 502, and upload_cleanup decides about the files.
     if (statusInRanges(502, location.cleanup)) await upload.removeFiles();
     if (!(err instanceof BackendUnreachable)) throw err;
-    throw new UploadError(502, `the backend is unreachable (${err.message})`);
+    throw new HttpError(502, `the backend is unreachable (${err.message})`);
   }
   if (statusInRanges(answer.status, location.cleanup)) await upload.removeFiles();
   relayAnswer(ctx, answer, upload.addHeaders);
 }
 
 const fieldFilters = new WeakMap<LocationConfig, FieldFilter>();
-const neededDigests = new WeakMap<LocationConfig, Set<DigestName>>();
 
 function fieldFilter(location: LocationConfig): FieldFilter {
   let filter = fieldFilters.get(location);
@@ -66,11 +65,6 @@ function fieldFilter(location: LocationConfig): FieldFilter {
   return filter;
 }
 
-function digestsFor(location: LocationConfig): Set<DigestName> {
-  let names = neededDigests.get(location);
-  if (!names) neededDigests.set(location, (names = digestsNeeded(location)));
-  return names;
-}
 
 interface FilePart {
   kind: 'file';
@@ -99,7 +93,7 @@ class MultipartUpload {
   readonly addHeaders: Array<[string, string]> = [];
   private readonly parser: MultipartParser;
   private readonly filter: FieldFilter;
-  private readonly digestNames: Set<DigestName>;
+  private readonly digestNames: ReadonlySet<DigestName>;
   /** Files this request created and that are still in the store (path → identity): only these are ever deleted. */
   private readonly files = new Map<string, FileId>();
   private fileNumber = 0;
@@ -118,12 +112,12 @@ class MultipartUpload {
     this.form = new FormBodyBuilder(boundary);
     this.parser = new MultipartParser(boundary, { maxHeaderLineLength: Math.max(0, location.maxPartHeaderLen - 1) });
     this.filter = fieldFilter(location);
-    this.digestNames = digestsFor(location);
+    this.digestNames = digestsNeeded(location);
   }
 
   /** Parses one chunk of the body and acts on what it completes (one chunk at a time). */
   take(chunk: Buffer): Promise<void> {
-    if (this.aborted) return Promise.reject(new UploadError(400, 'the upload was aborted'));
+    if (this.aborted) return Promise.reject(new HttpError(400, 'the upload was aborted'));
     const step = this.process(chunk);
     this.inFlight = step.catch(() => undefined);
     return step;
@@ -134,7 +128,7 @@ class MultipartUpload {
     try {
       events = this.parser.write(chunk);
     } catch (err) {
-      if (err instanceof MultipartSyntaxError) throw new UploadError(400, err.message);
+      if (err instanceof MultipartSyntaxError) throw new HttpError(400, err.message);
       throw err;
     }
     for (const event of events) await this.on(event);
@@ -147,7 +141,7 @@ class MultipartUpload {
         return;
       case 'header': {
         const result = applyPartHeader(this.headers, event.line);
-        if (!result.ok) throw new UploadError(400, result.reason);
+        if (!result.ok) throw new HttpError(400, result.reason);
         return;
       }
       case 'headersEnd':
@@ -169,7 +163,7 @@ class MultipartUpload {
     const limit = this.location.maxOutputBodyLen;
     // D15: the real bytes, counted once; over the limit is an error, never a silent drop.
     if (limit > 0 && this.form.length > limit) {
-      throw new UploadError(413, `the form for the backend would exceed upload_max_output_body_len (${limit} bytes)`);
+      throw new HttpError(413, `the form for the backend would exceed upload_max_output_body_len (${limit} bytes)`);
     }
   }
 
@@ -279,7 +273,7 @@ class MultipartUpload {
   /** The whole body was read: the generated form, or 400 for a truncated body (D16). */
   finish(): Buffer {
     if (!this.parser.complete) {
-      throw new UploadError(400, 'multipart body incomplete: it ends without the closing boundary delimiter');
+      throw new HttpError(400, 'multipart body incomplete: it ends without the closing boundary delimiter');
     }
     this.checkOutputLimit();
     return this.form.finish();

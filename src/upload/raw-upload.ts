@@ -5,7 +5,7 @@ import type { SegmentRange } from '../protocol/content-range';
 import { intersect } from '../protocol/range-set';
 import { hashedRelativePath } from '../protocol/hash-path';
 import { rawModeBoundary } from '../protocol/form-body';
-import { retryLater, UploadError } from '../protocol/http-errors';
+import { retryLater, HttpError } from '../protocol/http-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
 import type { FileMeta, HandoffClaim, SessionRecord } from '../session/model';
 import { bodyError, storageError } from '../store/store-errors';
@@ -39,36 +39,36 @@ export interface RawUploadHeaders {
 export function readRawUploadHeaders(ctx: Context, location: LocationConfig, maxFileSize: number): RawUploadHeaders {
   const req = ctx.req;
   const dispositionValue = lastRawHeader(req, 'content-disposition');
-  if (dispositionValue === undefined) throw new UploadError(415, 'a raw upload needs a Content-Disposition header');
+  if (dispositionValue === undefined) throw new HttpError(415, 'a raw upload needs a Content-Disposition header');
   const disposition = parseContentDisposition(dispositionValue.trim());
-  if (!disposition.ok) throw new UploadError(400, disposition.reason);
+  if (!disposition.ok) throw new HttpError(400, disposition.reason);
 
   const { sessionId, range, problem } = segmentHeaders(ctx, location);
-  if (problem) throw new UploadError(400, problem);
-  if (range && sessionId === null) throw new UploadError(400, 'Content-Range needs a Session-ID (or X-Session-ID) header');
+  if (problem) throw new HttpError(400, problem);
+  if (range && sessionId === null) throw new HttpError(400, 'Content-Range needs a Session-ID (or X-Session-ID) header');
 
   const checksum = parseChecksumHeaders({
     contentMd5: lastRawHeader(req, 'content-md5'),
     reprDigest: lastRawHeader(req, 'repr-digest'),
     digest: lastRawHeader(req, 'digest'),
   });
-  if (checksum && 'error' in checksum) throw new UploadError(400, checksum.error);
+  if (checksum && 'error' in checksum) throw new HttpError(400, checksum.error);
 
   const contentLength = declaredLength(req);
   if (range) {
     if (location.maxFileSize > 0 && range.total > location.maxFileSize) {
-      throw new UploadError(413, `upload total ${range.total} exceeds upload_max_file_size (${location.maxFileSize} bytes)`);
+      throw new HttpError(413, `upload total ${range.total} exceeds upload_max_file_size (${location.maxFileSize} bytes)`);
     }
     // A file the store's file system cannot hold is refused before any write (EFBIG).
-    if (range.total > maxFileSize) throw new UploadError(413, `upload total ${range.total} is larger than the store's file system can hold (${maxFileSize} bytes)`);
+    if (range.total > maxFileSize) throw new HttpError(413, `upload total ${range.total} is larger than the store's file system can hold (${maxFileSize} bytes)`);
     const length = range.end - range.start + 1;
     if (contentLength !== null && contentLength !== length) {
-      throw new UploadError(416, `Content-Length ${contentLength} does not match the range length ${length}`);
+      throw new HttpError(416, `Content-Length ${contentLength} does not match the range length ${length}`);
     }
   } else if (contentLength === 0) {
-    throw new UploadError(400, 'empty request body');
+    throw new HttpError(400, 'empty request body');
   } else if (contentLength !== null && contentLength > maxFileSize) {
-    throw new UploadError(413, `the body is larger than the store's file system can hold (${maxFileSize} bytes)`);
+    throw new HttpError(413, `the body is larger than the store's file system can hold (${maxFileSize} bytes)`);
   }
   return {
     contentType: lastRawHeader(req, 'content-type') ?? '',
@@ -101,12 +101,12 @@ function sessionDataPath(location: LocationConfig, id: string): string {
 async function receiveInto(ctx: Context, location: LocationConfig, writer: SegmentWriter, expectedLength: number | null, checksum: ExpectedChecksum | null, checksumDigests: FileDigests | null): Promise<void> {
   await receiveBody(ctx.req, ctx.res, writer, location);
   if (expectedLength !== null && writer.received !== expectedLength) {
-    throw new UploadError(416, `request body has ${writer.received} bytes, the range announces ${expectedLength}`);
+    throw new HttpError(416, `request body has ${writer.received} bytes, the range announces ${expectedLength}`);
   }
-  if (writer.received === 0) throw new UploadError(400, 'empty request body');
+  if (writer.received === 0) throw new HttpError(400, 'empty request body');
   if (checksum && checksumDigests) {
     const actual = checksumDigests.finish()[checksum.algorithm];
-    if (actual !== checksum.hex) throw new UploadError(460, `${checksum.header} does not match the received bytes`);
+    if (actual !== checksum.hex) throw new HttpError(460, `${checksum.header} does not match the received bytes`);
   }
 }
 
@@ -251,7 +251,7 @@ async function handOffDropped(ctx: Context, location: LocationConfig, services: 
     relayAnswer(ctx, answer, addHeaders);
   } catch (err) {
     if (!(err instanceof BackendUnreachable)) throw err;
-    throw new UploadError(502, `the backend is unreachable (${err.message})`);
+    throw new HttpError(502, `the backend is unreachable (${err.message})`);
   }
 }
 
@@ -302,7 +302,7 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
     }
     // As the module: the answer is a 502, and upload_cleanup decides about the file.
     if (location.cleanup.some(([lo, hi]) => lo <= 502 && 502 <= hi)) await remove();
-    throw new UploadError(502, `the backend is unreachable (${err.message})`);
+    throw new HttpError(502, `the backend is unreachable (${err.message})`);
   }
   if (handOff.cleanup) await remove();
   relayAnswer(ctx, handOff.answer, handOff.addHeaders);

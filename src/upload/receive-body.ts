@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { UploadError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import { checkBodySize } from '../http/request';
 import type { Writable } from 'node:stream';
 
@@ -46,7 +46,7 @@ export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: W
       idle = null;
       if (req.complete) return; // all bytes are in: the writer is finishing (fsync)
       if (req.readableFlowing === false || req.readableLength > 0 || writer.writableNeedDrain) return waitForBytes();
-      settle(new UploadError(408, `no request body bytes arrived for client_body_timeout (${limits.clientBodyTimeoutMs} ms)`));
+      settle(new HttpError(408, `no request body bytes arrived for client_body_timeout (${limits.clientBodyTimeoutMs} ms)`));
     };
     let seen = 0;
     const onData = (chunk: Buffer) => {
@@ -61,7 +61,7 @@ export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: W
     req.on('data', onData);
     writer.on('error', (err) => settle(err));
     writer.on('finish', () => settle());
-    const incomplete = () => new UploadError(400, 'request body incomplete: the connection closed before the whole body arrived');
+    const incomplete = () => new HttpError(400, 'request body incomplete: the connection closed before the whole body arrived');
     req.on('close', () => {
       if (!req.complete) settle(incomplete());
     });

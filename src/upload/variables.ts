@@ -53,8 +53,19 @@ function uploadVariable(name: string, file: FileVariables): string | undefined {
 
 const DIGEST_VARIABLE = /^upload_file_(md5|sha1|sha256|sha512|crc32)(_uc)?$/;
 
-/** Which digests the aggregate fields reference (only those are computed, as the module does). */
-export function digestsNeeded(location: LocationConfig): Set<DigestName> {
+const neededByLocation = new WeakMap<LocationConfig, ReadonlySet<DigestName>>();
+
+/**
+ * Which digests the aggregate fields reference (only those are computed, as the module does):
+ * worked out once per location from its configuration.
+ */
+export function digestsNeeded(location: LocationConfig): ReadonlySet<DigestName> {
+  let needed = neededByLocation.get(location);
+  if (!needed) neededByLocation.set(location, (needed = scanDigests(location)));
+  return needed;
+}
+
+function scanDigests(location: LocationConfig): Set<DigestName> {
   const needed = new Set<DigestName>();
   const scan = (t: Template) => {
     for (const part of t.parts) {

@@ -29,7 +29,7 @@ afterAll(async () => {
   await gw?.close();
 });
 
-const zone = () => gw.gateway.progress('proxied')!;
+const proxiedZone = () => gw.gateway.progress('proxied')!;
 
 /** Bodies of the §5.3 matrix, per probe location (query `?X-Progress-ID=<id>` plus what is shown). */
 const LOCATIONS: Array<[name: string, target: (id: string) => string, type: string]> = [
@@ -287,9 +287,9 @@ describe('the quirks (§12)', () => {
   });
 
   test('P9: a finished entry is kept for the track_uploads timeout, then the id is unknown again', async () => {
-    const store = zone();
-    await store.begin('p9', { kind: 'request', size: 1 }, 'x');
-    await store.end('p9', 'x', { finish: 200, ttlMs: 200 });
+    const zone = proxiedZone();
+    await zone.begin('p9', { kind: 'request', size: 1 }, 'x');
+    await zone.end('p9', 'x', { finish: 200, ttlMs: 200 });
     expect((await probe(gw.port, '/p-json?X-Progress-ID=p9')).body.toString()).toBe('{ "state" : "done" }\r\n');
     await sleep(300);
     expect((await probe(gw.port, '/p-json?X-Progress-ID=p9')).body.toString()).toBe('{ "state" : "starting" }\r\n');
@@ -348,7 +348,7 @@ describe('resumable sessions: received and size count the whole session', () => 
 
 describe('Server-Sent Events', () => {
   async function expectNoWatchers(): Promise<void> {
-    await waitFor(() => zone().watchers() === 0, 2000, 'no listener left on the zone');
+    await waitFor(() => proxiedZone().watchers() === 0, 2000, 'no listener left on the zone');
   }
 
   test('a slow upload: at most 10 events per second, real progress, speed, ETA; the last event is the final state and the stream closes', async () => {
@@ -399,7 +399,7 @@ describe('Server-Sent Events', () => {
   test('the client leaves: its listener and timers go at once', async () => {
     const clients = [new SseClient(gw.port, '/progress?X-Progress-ID=leave1'), new SseClient(gw.port, '/progress?X-Progress-ID=leave1'), new SseClient(gw.port, '/p-json?X-Progress-ID=leave2')];
     await Promise.all(clients.map((c) => c.opened));
-    await waitFor(() => zone().watchers() === 3, 2000, 'three listeners');
+    await waitFor(() => proxiedZone().watchers() === 3, 2000, 'three listeners');
     await waitFor(() => clients.every((c) => c.events.length === 1), 2000, 'a starting event each');
     expect(clients[0]!.states[0]).toMatchObject({ state: 'starting', received: 0, total: null, percent: null });
     for (const c of clients) c.close();
@@ -421,7 +421,7 @@ describe('Server-Sent Events', () => {
     const again = new SseClient(gw.port, '/progress?X-Progress-ID=sse-fin', { 'Last-Event-ID': 'final' });
     await again.done;
     expect(again.status).toBe(204);
-    expect(zone().watchers()).toBe(0);
+    expect(proxiedZone().watchers()).toBe(0);
     // Without Last-Event-ID the final state is sent once, then the stream closes.
     const once = new SseClient(gw.port, '/progress?X-Progress-ID=sse-fin');
     await once.done;

@@ -20,10 +20,10 @@ let b: TestGateway;
 beforeAll(async () => {
   // Throws (failing every test) when redis-server is not installed: never skipped.
   redis = await startRedis();
-  const store = path.join(tempDir('progress-shared-'), 'store');
+  const zone = path.join(tempDir('progress-shared-'), 'zone');
   const replica = () =>
     startTestGateway({
-      locationBody: `${DEFAULT_LOCATION.replace(/__STORE__/g, store)}\n    track_uploads proxied 5s;\n`,
+      locationBody: `${DEFAULT_LOCATION.replace(/__STORE__/g, zone)}\n    track_uploads proxied 5s;\n`,
       topLevel: `upload_state_redis ${redis.url};\nupload_progress proxied 1m;\nlocation = /p-json { upload_progress_json_output; report_uploads proxied; }\nlocation ^~ /progress { report_uploads proxied; }\n`,
       gatewayOptions: { redis: { prefix: 'progress-pair:', reserveTtlMs: 1500 } },
     });
@@ -41,7 +41,7 @@ const json = (gw: TestGateway, id: string) => probe(gw.port, `/p-json?X-Progress
 
 test('the zone is in Redis on both instances', () => {
   expect(a.gateway.config.progressZones[0]!.stateRedis).toBe(redis.url);
-  expect(a.gateway.progress('proxied')!.constructor.name).toBe('RedisProgressStore');
+  expect(a.gateway.progress('proxied')!.constructor.name).toBe('RedisProgressZone');
 });
 
 test('segments alternating between instances: both report the whole session, bytes in flight included', async () => {

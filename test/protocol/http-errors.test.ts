@@ -1,4 +1,4 @@
-import { STATUS_TEXT, UploadError } from '../../src/protocol/http-errors';
+import { STATUS_TEXT, HttpError } from '../../src/protocol/http-errors';
 import { quoteValue } from '../../src/protocol/quote';
 
 describe('STATUS_TEXT', () => {
@@ -25,12 +25,12 @@ describe('STATUS_TEXT', () => {
   });
 });
 
-describe('UploadError', () => {
+describe('HttpError', () => {
   test('carries status, reason and headers', () => {
-    const e = new UploadError(503, 'segment overlaps one in flight', { 'Retry-After': '1' });
+    const e = new HttpError(503, 'segment overlaps one in flight', { 'Retry-After': '1' });
     expect(e).toBeInstanceOf(Error);
-    expect(e).toBeInstanceOf(UploadError);
-    expect(e.name).toBe('UploadError');
+    expect(e).toBeInstanceOf(HttpError);
+    expect(e.name).toBe('HttpError');
     expect(e.status).toBe(503);
     expect(e.reason).toBe('segment overlaps one in flight');
     expect(e.message).toBe('segment overlaps one in flight');
@@ -39,26 +39,26 @@ describe('UploadError', () => {
   });
 
   test('headers default to none and are copied', () => {
-    expect(new UploadError(400, 'x').headers).toEqual({});
+    expect(new HttpError(400, 'x').headers).toEqual({});
     const h = { 'Retry-After': '2' };
-    const e = new UploadError(503, 'x', h);
+    const e = new HttpError(503, 'x', h);
     h['Retry-After'] = '9';
     expect(e.headers['Retry-After']).toBe('2');
   });
 
   test('the reason is always one line', () => {
-    const e = new UploadError(400, 'first\r\nsecond\nthird\x00');
+    const e = new HttpError(400, 'first\r\nsecond\nthird\x00');
     expect(e.reason).toBe('first second third');
     expect(e.reason).not.toMatch(/[\r\n]/);
   });
 
   test('an empty reason falls back to the status text', () => {
-    expect(new UploadError(416, '').reason).toBe('Requested Range Not Satisfiable');
-    expect(new UploadError(460, ' \n ').reason).toBe('Checksum Mismatch');
+    expect(new HttpError(416, '').reason).toBe('Requested Range Not Satisfiable');
+    expect(new HttpError(460, ' \n ').reason).toBe('Checksum Mismatch');
   });
 
   test.each([200, 399, 600, 400.5, NaN])('rejects status %d', (status) => {
-    expect(() => new UploadError(status, 'x')).toThrow(RangeError);
+    expect(() => new HttpError(status, 'x')).toThrow(RangeError);
   });
 });
 

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import fc from 'fast-check';
-import { UploadError } from '../../src/protocol/http-errors';
+import { HttpError } from '../../src/protocol/http-errors';
 import type { CompletionRecord, SegmentRequest } from '../../src/session/model';
 import type { EnginePolicy, SegmentTicket, SessionEngine } from '../../src/state/engine';
 import { DataFilePool } from '../../src/store/data-file-pool';
@@ -68,7 +68,7 @@ async function refusal(promise: Promise<unknown>): Promise<{ status: number; rea
   try {
     await promise;
   } catch (err) {
-    if (err instanceof UploadError) return { status: err.status, reason: err.message };
+    if (err instanceof HttpError) return { status: err.status, reason: err.message };
     if ((err as Error).name === 'LeaseLostError') return { status: 503, reason: (err as Error).message };
     throw err;
   }

@@ -9,7 +9,7 @@
  * request is in flight (a dead instance's entry goes by itself), else the timeout given by `end`.
  * Writers report at most every ~100 ms (the tracker throttles), never per chunk.
  *
- * Watching: changes made through this store notify at once; changes by other instances are seen
+ * Watching: changes made through this zone notify at once; changes by other instances are seen
  * by one poll of `v` per watched id every 100 ms.
  */
 import type Redis from 'ioredis';
@@ -22,7 +22,7 @@ import {
   type BeginResult,
   type EndOutcome,
   type ProgressEntry,
-  type ProgressStore,
+  type ProgressZone,
   type UploadIdentity,
 } from './types';
 
@@ -113,7 +113,7 @@ interface Watched {
   polling: boolean;
 }
 
-export class RedisProgressStore implements ProgressStore {
+export class RedisProgressZone implements ProgressZone {
   private readonly watched = new Map<string, Watched>();
   private closed = false;
 
@@ -121,19 +121,19 @@ export class RedisProgressStore implements ProgressStore {
 
   constructor(
     private readonly client: Redis,
-    readonly zone: string,
+    readonly name: string,
     private readonly prefix: string,
   ) {
     this.run = defineScripts(client, 'ugProgress', { BEGIN, REPORT, ACKNOWLEDGE, END, RECORD_ERROR });
   }
 
   /** Runs a script; Redis failures become `StateUnavailableError` (a probe gets 503 + Retry-After). */
-  private script(name: keyof RedisProgressStore['run'], keys: string[], args: Array<string | number>): Promise<unknown> {
+  private script(name: keyof RedisProgressZone['run'], keys: string[], args: Array<string | number>): Promise<unknown> {
     return redisCall(`the upload_progress zone (${name.toLowerCase()})`, () => this.run[name](keys, args));
   }
 
   private key(id: string): string {
-    return `${this.prefix}p:${this.zone}:${id}`;
+    return `${this.prefix}p:${this.name}:${id}`;
   }
 
   private notify(id: string): void {

@@ -1,6 +1,6 @@
 /** The Redis progress zone against a real redis-server: the same contract, plus two instances sharing it. */
 import type Redis from 'ioredis';
-import { RedisProgressStore } from '../../src/progress/redis-progress-store';
+import { RedisProgressZone } from '../../src/progress/redis-zone';
 import { startRedis, type RedisProcess } from '../helpers/redis';
 import { progressStoreContract } from './contracts';
 
@@ -24,25 +24,25 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const stores = new WeakMap<RedisProgressStore, string>();
+const stores = new WeakMap<RedisProgressZone, string>();
 
 progressStoreContract(
-  'RedisProgressStore',
+  'RedisProgressZone',
   async () => {
     const prefix = `pz${++prefixes}:`;
-    const store = new RedisProgressStore(client(), 'z', prefix);
-    stores.set(store, prefix);
-    return store;
+    const zone = new RedisProgressZone(client(), 'z', prefix);
+    stores.set(zone, prefix);
+    return zone;
   },
-  { peer: async (store) => new RedisProgressStore(client(), 'z', stores.get(store as RedisProgressStore)!) },
+  { peer: async (zone) => new RedisProgressZone(client(), 'z', stores.get(zone as RedisProgressZone)!) },
 );
 
 test('an entry whose instance died (no report for a while) expires by itself', async () => {
   const c = client();
-  const store = new RedisProgressStore(c, 'z', 'dead:');
-  await store.begin('x', { kind: 'request', size: 10 }, 'a');
+  const zone = new RedisProgressZone(c, 'z', 'dead:');
+  await zone.begin('x', { kind: 'request', size: 10 }, 'a');
   const ttl = await c.pttl('dead:p:z:x');
   expect(ttl).toBeGreaterThan(60_000);
   expect(ttl).toBeLessThanOrEqual(120_000);
-  await store.close();
+  await zone.close();
 });

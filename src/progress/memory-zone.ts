@@ -4,7 +4,7 @@
  * an exact expiry), listeners called on every change.
  */
 import { coveredBytes, type ByteRange } from '../protocol/range-set';
-import { canJoin, entryCost, unionOf, type BeginResult, type EndOutcome, type ProgressEntry, type ProgressStore, type UploadIdentity } from './types';
+import { canJoin, entryCost, unionOf, type BeginResult, type EndOutcome, type ProgressEntry, type ProgressZone, type UploadIdentity } from './types';
 
 interface Slot {
   entry: ProgressEntry;
@@ -14,14 +14,14 @@ interface Slot {
 
 const SWEEP_EVERY_MS = 15_000;
 
-export class MemoryProgressStore implements ProgressStore {
+export class MemoryProgressZone implements ProgressZone {
   private readonly slots = new Map<string, Slot>();
   private readonly listeners = new Map<string, Set<() => void>>();
   private used = 0;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    readonly zone: string,
+    readonly name: string,
     /** Bytes, as `upload_progress NAME SIZE` (entries cost `entryCost`). */
     private readonly capacity: number,
     private readonly now: () => number = Date.now,
