@@ -9,13 +9,9 @@
  * and a change reaches the memory table only after its journal append succeeded, so a failed
  * append (a full disk) changes nothing. A segment joining a loaded session takes no turn at all.
  */
-import { promises as fs } from 'node:fs';
-import * as path from 'node:path';
-import { hashedRelativePath } from '../protocol/hash-path';
 import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import {
-  applyRecord,
   decideBegin,
   decideCommit,
   decideFinish,
@@ -23,43 +19,27 @@ import {
   decideSweep,
   isExpired,
   isFileComplete,
-  replay,
-  snapshotRecords,
   tombstoneOf,
   type Actor,
   type BeginDecision,
   type CompletionRecord,
   type HandoffClaim,
-  type JournalRecord,
   type Refusal,
   type SegmentRequest,
   type SessionRecord,
   type SessionState,
 } from '../session/model';
 import type { DataFilePool } from '../store/data-file-pool';
-import { createExclusive, fileIdAt, NameTakenError, openOwned, unlinkIfOwned, type FileId } from '../store/files';
+import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
 import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine, WriteFence } from './engine';
-import { Journal, JOURNAL_TEMPORARY, readJournal, removeJournal, writeJournalAtomically } from './journal';
+import { Journal } from './journal';
+import { createSessionFile, nameTakenError } from './session-file';
+import { SessionTable, type Entry } from './session-table';
 
-const SUFFIX = '.journal';
-/** The record files of earlier versions (one JSON record per session), migrated on first use. */
-const LEGACY_SUFFIX = '.state.json';
 /** A journal with this many records appended since it was last written whole is compacted. */
 const COMPACT_AFTER = 512;
 
-interface Entry {
-  readonly id: string;
-  state: SessionState;
-  journal: Journal | null;
-  /** Ranges reserved by segments in flight. */
-  readonly inFlight: Set<ByteRange>;
-  /** The end of the session's turn queue. */
-  tail: Promise<unknown>;
-  /** Operations and tickets using the entry: it stays in memory while pinned. */
-  pins: number;
-  lastUsed: number;
-}
 
 /** In-process reservations cannot be lost: nothing to check. */
 const NO_FENCE: WriteFence = { check() {}, lost: new AbortController().signal };
@@ -71,11 +51,9 @@ export interface FileEngineOptions {
   instanceId: string;
   /** Open data files, shared by the gateway's engines. */
   dataFiles: DataFilePool;
-  /** Sessions kept in memory at most (idle ones beyond are dropped and reloaded from their journal). */
+  /** Sessions kept in memory and journals kept open at most, and when an idle session's journal closes (defaults in SessionTable). */
   capacity?: number;
-  /** Journals kept open at most. */
   openJournals?: number;
-  /** An idle session's journal is closed after this long. */
   idleMs?: number;
 }
 
@@ -83,30 +61,17 @@ export function refusalError(refusal: Refusal): HttpError {
   return refusal.status === 503 ? retryLater(refusal.reason) : new HttpError(refusal.status, refusal.reason);
 }
 
-export function nameTakenError(record: SessionRecord): HttpError {
-  return new HttpError(409, `the upload store already holds another upload's file named ${path.basename(record.dataPath)}; use another Session-ID`);
-}
-
 export class FileSessionEngine implements SessionEngine {
-  private readonly entries = new Map<string, Entry>();
-  private readonly loading = new Map<string, Promise<Entry>>();
+  private readonly table: SessionTable;
   private readonly actor: Actor;
-  private readonly timer: NodeJS.Timeout;
-  private readonly capacity: number;
-  private readonly openJournals: number;
-  private readonly idleMs: number;
 
   constructor(private readonly options: FileEngineOptions) {
     this.actor = { instanceId: options.instanceId, singleInstance: true };
-    this.capacity = options.capacity ?? 10_000;
-    this.openJournals = options.openJournals ?? 256;
-    this.idleMs = options.idleMs ?? 15_000;
-    this.timer = setInterval(() => void this.trim(), Math.min(5000, this.idleMs));
-    this.timer.unref();
+    this.table = new SessionTable(options);
   }
 
   journalPath(id: string): string {
-    return path.join(this.options.dir, hashedRelativePath(id, this.options.levels) + SUFFIX);
+    return this.table.journalPath(id);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -114,7 +79,7 @@ export class FileSessionEngine implements SessionEngine {
   // -------------------------------------------------------------------------------------------
 
   async begin(segment: SegmentRequest, policy: EnginePolicy): Promise<SegmentTicket> {
-    const entry = await this.pin(segment.id);
+    const entry = await this.table.pin(segment.id);
     try {
       const decision = this.decideBegin(entry, segment, policy);
       // The hot path: a loaded session with its data file, joined without a turn.
@@ -122,7 +87,7 @@ export class FileSessionEngine implements SessionEngine {
         return await this.join(entry, decision.reserve, false);
       }
       if (decision.kind === 'refuse') throw refusalError(decision);
-      return await this.turn(entry, () => this.beginChanging(entry, segment, policy));
+      return await this.table.turn(entry, () => this.beginChanging(entry, segment, policy));
     } catch (err) {
       entry.pins--;
       throw err;
@@ -185,7 +150,7 @@ export class FileSessionEngine implements SessionEngine {
     await entry.journal?.close();
     entry.journal = null;
     try {
-      entry.journal = await Journal.create(this.journalPath(entry.id), [{ t: 'h', r: record }], policy);
+      entry.journal = await Journal.create(this.table.journalPath(entry.id), [{ t: 'h', r: record }], policy);
     } catch (err) {
       throw storageError(err, 'the session state store');
     }
@@ -198,32 +163,12 @@ export class FileSessionEngine implements SessionEngine {
     }
   }
 
-  /**
-   * Creates the session's data file with O_EXCL and records its identity. The name may hold the
-   * file of a retired session of this id, which makes way (D9); any other file is another
-   * upload's, and the session is refused (409). After a crash between the header and the file's
-   * record (`recovering`), a file at the name is taken as the one the header announced.
-   */
+  /** Creates the session's data file (`createSessionFile`) and records its identity in the journal. */
   private async createDataFile(entry: Entry, policy: EnginePolicy, recovering: boolean): Promise<void> {
     const record = entry.state.record!;
-    let created: { handle: import('node:fs/promises').FileHandle; fileId: FileId } | null = null;
-    for (let attempt = 0; !created; attempt++) {
-      try {
-        created = await createExclusive(record.dataPath, policy.fileMode, policy.durable);
-      } catch (err) {
-        if (!(err instanceof NameTakenError)) throw storageError(err);
-        const existing = await fileIdAt(record.dataPath);
-        if (existing !== null && existing === record.replaces && attempt === 0) {
-          await unlinkIfOwned(record.dataPath, existing);
-          continue;
-        }
-        const adopted = recovering && existing !== null ? await openOwned(record.dataPath, existing) : null;
-        if (!adopted) throw nameTakenError(record);
-        created = { handle: adopted, fileId: existing! };
-      }
-    }
+    const created = await createSessionFile(record, policy, recovering);
     try {
-      await this.append(entry, [{ t: 'f', f: created.fileId }]);
+      await this.table.append(entry, [{ t: 'f', f: created.fileId }]);
     } catch (err) {
       await created.handle.close().catch(() => undefined);
       await unlinkIfOwned(record.dataPath, created.fileId).catch(() => undefined);
@@ -240,24 +185,24 @@ export class FileSessionEngine implements SessionEngine {
       await unlinkIfOwned(record.dataPath, record.fileId);
     }
     const restore = record?.fileId ? {} : previous.tombstone ? { tombstone: previous.tombstone } : {};
-    await this.replaceState(entry, restore, policy);
+    await this.table.replaceState(entry, restore, policy);
   }
 
   async commit(ticket: SegmentTicket, proved: { total: number; meta: SegmentRequest['meta'] }, policy: EnginePolicy): Promise<CommitOutcome> {
-    const entry = this.entries.get(ticket.id)!;
+    const entry = this.table.get(ticket.id)!;
     try {
-      const outcome = await this.turn(entry, async (): Promise<CommitOutcome> => {
+      const outcome = await this.table.turn(entry, async (): Promise<CommitOutcome> => {
         const end = Math.min(ticket.range.end, proved.total - 1);
         const decision = decideCommit(entry.state.record, { createdAt: ticket.record.createdAt, start: ticket.range.start, end, total: proved.total, meta: proved.meta }, Date.now(), policy, this.actor);
         if (decision.kind === 'refuse') throw refusalError(decision);
         if (decision.kind === 'replay') return decision;
-        await this.append(entry, decision.records);
+        await this.table.append(entry, decision.records);
         const record = entry.state.record!;
         return decision.kind === 'handoff' ? { kind: 'handoff', record, claim: record.handoff! } : { kind: 'partial', record };
       });
       // D23: acknowledged once the record is durable; concurrent segments share the flush.
-      if (outcome.kind !== 'replay' && policy.durable) await this.sync(entry);
-      if (entry.journal && entry.journal.appended >= COMPACT_AFTER) void this.turn(entry, () => this.compact(entry, policy)).catch(() => undefined);
+      if (outcome.kind !== 'replay' && policy.durable) await this.table.sync(entry);
+      if (entry.journal && entry.journal.appended >= COMPACT_AFTER) void this.table.turn(entry, () => this.table.compact(entry, policy)).catch(() => undefined);
       return outcome;
     } finally {
       this.settle(entry, ticket);
@@ -265,13 +210,13 @@ export class FileSessionEngine implements SessionEngine {
   }
 
   async abort(ticket: SegmentTicket, policy: EnginePolicy): Promise<void> {
-    const entry = this.entries.get(ticket.id)!;
+    const entry = this.table.get(ticket.id)!;
     entry.pins++;
     try {
       this.settle(entry, ticket);
       // A session that never got a byte leaves nothing (no data file, no record).
       if (isUnused(entry)) {
-        await this.turn(entry, async () => {
+        await this.table.turn(entry, async () => {
           if (isUnused(entry)) await this.undoCreation(entry, entry.state.record!.replaces ? { tombstone: tombstoneFromReplaced(entry.state.record!) } : {}, policy);
         });
       }
@@ -292,19 +237,19 @@ export class FileSessionEngine implements SessionEngine {
   // -------------------------------------------------------------------------------------------
 
   async finishHandoff(record: SessionRecord, _claim: HandoffClaim, completion: CompletionRecord, policy: EnginePolicy): Promise<void> {
-    const entry = await this.pin(record.id);
+    const entry = await this.table.pin(record.id);
     try {
-      await this.turn(entry, async () => {
+      await this.table.turn(entry, async () => {
         const current = entry.state.record;
         if (!current || current.createdAt !== record.createdAt) return;
-        await this.append(entry, decideFinish(current, completion, Date.now(), policy));
-        if (policy.durable) await this.sync(entry);
+        await this.table.append(entry, decideFinish(current, completion, Date.now(), policy));
+        if (policy.durable) await this.table.sync(entry);
         const stored = entry.state.record!;
         await this.options.dataFiles.evict(stored.dataPath);
         // upload_cleanup: only after the answer is stored (a crash in between leaves the file, never an answer without it).
         if (completion.fileRemoved && stored.fileId) await unlinkIfOwned(stored.dataPath, stored.fileId).catch(() => undefined);
         // A finished session's journal is compacted to one record.
-        await this.compact(entry, policy);
+        await this.table.compact(entry, policy);
       });
     } finally {
       entry.pins--;
@@ -312,9 +257,9 @@ export class FileSessionEngine implements SessionEngine {
   }
 
   async releaseHandoff(record: SessionRecord, claim: HandoffClaim, _policy: EnginePolicy): Promise<void> {
-    const entry = await this.pin(record.id);
+    const entry = await this.table.pin(record.id);
     try {
-      await this.turn(entry, () => this.append(entry, decideRelease(entry.state.record, claim)));
+      await this.table.turn(entry, () => this.table.append(entry, decideRelease(entry.state.record, claim)));
     } finally {
       entry.pins--;
     }
@@ -325,7 +270,7 @@ export class FileSessionEngine implements SessionEngine {
   // -------------------------------------------------------------------------------------------
 
   async status(id: string): Promise<SessionRecord | undefined> {
-    const entry = await this.pin(id);
+    const entry = await this.table.pin(id);
     try {
       // Report what is durable: wait for a flush in progress.
       await entry.journal?.settled();
@@ -337,33 +282,9 @@ export class FileSessionEngine implements SessionEngine {
   }
 
   async sweep(policy: EnginePolicy): Promise<number> {
-    const now = Date.now();
     // Journals untouched for less than this cannot have expired: they are not even read.
-    const youngest = now - Math.min(policy.sessionTimeoutMs, policy.completedRetentionMs);
-    let removed = 0;
-    for await (const file of walkFiles(this.options.dir)) {
-      const name = path.basename(file);
-      if (JOURNAL_TEMPORARY.test(name)) {
-        const stat = await fs.stat(file).catch(() => null);
-        if (stat && now - stat.mtimeMs > 60_000) await fs.rm(file, { force: true });
-        continue;
-      }
-      const suffix = name.endsWith(SUFFIX) ? SUFFIX : name.endsWith(LEGACY_SUFFIX) ? LEGACY_SUFFIX : null;
-      if (!suffix) continue;
-      const id = name.slice(0, -suffix.length);
-      if (!this.entries.has(id) && suffix === SUFFIX) {
-        const stat = await fs.stat(file).catch(() => null);
-        if (!stat || stat.mtimeMs > youngest) continue;
-      }
-      const entry = await this.pin(id).catch(() => null);
-      if (!entry) continue;
-      try {
-        if (await this.turn(entry, () => this.sweepSession(entry, policy, Date.now()))) removed++;
-      } finally {
-        entry.pins--;
-      }
-    }
-    return removed;
+    const youngest = Date.now() - Math.min(policy.sessionTimeoutMs, policy.completedRetentionMs);
+    return this.table.visitStored(youngest, (entry) => this.sweepSession(entry, policy, Date.now()));
   }
 
   /** Expires or retires the session if its time is up; drops a tombstone whose file the backend took. True when something went. */
@@ -371,7 +292,7 @@ export class FileSessionEngine implements SessionEngine {
     const { record, tombstone } = entry.state;
     if (tombstone) {
       if ((await fileIdAt(tombstone.dataPath).catch(() => tombstone.fileId)) === tombstone.fileId) return false;
-      await this.replaceState(entry, {}, policy);
+      await this.table.replaceState(entry, {}, policy);
       return true;
     }
     if (!record) return false;
@@ -379,164 +300,24 @@ export class FileSessionEngine implements SessionEngine {
     if (action === 'keep') return false;
     await this.options.dataFiles.evict(record.dataPath);
     if (action === 'retire') {
-      await this.replaceState(entry, { tombstone: tombstoneOf(record, now) }, policy);
+      await this.table.replaceState(entry, { tombstone: tombstoneOf(record, now) }, policy);
     } else {
       // The data first: a crash in between leaves a record whose file is gone, which expires again.
       if (record.fileId && !record.completion) await unlinkIfOwned(record.dataPath, record.fileId);
-      await this.replaceState(entry, {}, policy);
+      await this.table.replaceState(entry, {}, policy);
     }
     return true;
   }
 
   async close(): Promise<void> {
-    clearInterval(this.timer);
-    await Promise.all([...this.loading.values()].map((p) => p.catch(() => undefined)));
-    for (const entry of this.entries.values()) {
-      await entry.tail.catch(() => undefined);
-      await entry.journal?.close();
-      entry.journal = null;
-    }
-    this.entries.clear();
+    await this.table.close();
   }
 
   /** Sessions in memory and open journals (for tests). */
   get loaded(): { sessions: number; journals: number } {
-    let journals = 0;
-    for (const e of this.entries.values()) if (e.journal) journals++;
-    return { sessions: this.entries.size, journals };
+    return this.table.loaded;
   }
 
-  // -------------------------------------------------------------------------------------------
-  // The table and the journals
-  // -------------------------------------------------------------------------------------------
-
-  /** The session's entry, loaded if needed, pinned (the caller unpins). */
-  private async pin(id: string): Promise<Entry> {
-    let entry = this.entries.get(id);
-    if (!entry) {
-      let pending = this.loading.get(id);
-      if (!pending) {
-        pending = this.load(id)
-          .then((loaded) => {
-            this.entries.set(id, loaded);
-            return loaded;
-          })
-          .finally(() => this.loading.delete(id));
-        this.loading.set(id, pending);
-        void pending.then(() => this.trim()).catch(() => undefined);
-      }
-      entry = await pending.catch((err) => {
-        throw storageError(err, 'the session state store');
-      });
-    }
-    entry.pins++;
-    entry.lastUsed = Date.now();
-    return entry;
-  }
-
-  private async load(id: string): Promise<Entry> {
-    const file = this.journalPath(id);
-    const stored = await readJournal(file);
-    let state: SessionState = {};
-    let journal: Journal | null = null;
-    if (!stored) {
-      state = await this.migrateLegacy(id, file);
-    } else if (stored.records.length === 0) {
-      await removeJournal(file, true); // not even its header survived: there was no session
-    } else {
-      state = replay(stored.records);
-      // Cut a torn tail now, so appends always follow a good prefix.
-      if (stored.length > stored.goodLength) journal = await Journal.open(file, stored.goodLength);
-    }
-    return { id, state, journal, inFlight: new Set(), tail: Promise.resolve(), pins: 0, lastUsed: Date.now() };
-  }
-
-  /** A record file of an earlier version (one JSON object) becomes a journal. */
-  private async migrateLegacy(id: string, journalFile: string): Promise<SessionState> {
-    const legacy = path.join(this.options.dir, hashedRelativePath(id, this.options.levels) + LEGACY_SUFFIX);
-    let old: Omit<SessionRecord, 'fileId' | 'replaces'>;
-    try {
-      old = JSON.parse(await fs.readFile(legacy, 'utf8'));
-    } catch {
-      return {};
-    }
-    const mode = (await fs.stat(legacy)).mode & 0o777;
-    const record: SessionRecord = { ...old, fileId: await fileIdAt(old.dataPath), replaces: null };
-    await writeJournalAtomically(journalFile, [{ t: 'h', r: record }], { fileMode: mode, durable: true });
-    await fs.rm(legacy, { force: true });
-    return { record };
-  }
-
-  /** Runs `fn` in the session's turn (changes of one session one at a time, in arrival order). */
-  private turn<T>(entry: Entry, fn: () => Promise<T>): Promise<T> {
-    entry.pins++;
-    const run = entry.tail.then(fn);
-    entry.tail = run.then(
-      () => undefined,
-      () => undefined,
-    );
-    return run.finally(() => {
-      entry.pins--;
-    });
-  }
-
-  /** Appends to the session's journal and, once written, applies to the table (in the caller's turn). */
-  private async append(entry: Entry, records: readonly JournalRecord[]): Promise<void> {
-    if (records.length === 0) return;
-    try {
-      if (!entry.journal) entry.journal = await Journal.open(this.journalPath(entry.id));
-      await entry.journal.append(records);
-    } catch (err) {
-      throw storageError(err, 'the session state store');
-    }
-    entry.state = records.reduce(applyRecord, entry.state);
-  }
-
-  private async sync(entry: Entry): Promise<void> {
-    try {
-      await entry.journal?.sync();
-    } catch (err) {
-      throw storageError(err, 'the session state store');
-    }
-  }
-
-  /** Rewrites the journal as one snapshot of the session (in its turn). */
-  private async compact(entry: Entry, policy: EnginePolicy): Promise<void> {
-    if (!entry.journal) entry.journal = await Journal.open(this.journalPath(entry.id));
-    await entry.journal.rewrite(snapshotRecords(entry.state), policy);
-  }
-
-  /** The session becomes `state` (a tombstone, or nothing: the journal goes), in its turn. */
-  private async replaceState(entry: Entry, state: SessionState, policy: EnginePolicy): Promise<void> {
-    await entry.journal?.close();
-    entry.journal = null;
-    const file = this.journalPath(entry.id);
-    if (state.tombstone) await writeJournalAtomically(file, snapshotRecords(state), policy);
-    else await removeJournal(file, policy.durable);
-    entry.state = state;
-  }
-
-  /** Closes the journals of idle sessions and drops idle sessions beyond the capacity. */
-  private trim(): void {
-    const now = Date.now();
-    const idle = [...this.entries.values()].filter((e) => e.pins === 0 && e.inFlight.size === 0).sort((a, b) => a.lastUsed - b.lastUsed);
-    let open = 0;
-    for (const e of this.entries.values()) if (e.journal) open++;
-    let excess = this.entries.size - this.capacity;
-    for (const entry of idle) {
-      const old = now - entry.lastUsed > this.idleMs;
-      if (entry.journal && (old || open > this.openJournals)) {
-        const journal = entry.journal;
-        entry.journal = null;
-        open--;
-        void journal.close();
-      }
-      if (excess > 0 || (old && !entry.state.record && !entry.state.tombstone)) {
-        this.entries.delete(entry.id);
-        excess--;
-      }
-    }
-  }
 }
 
 /** A session that has not acknowledged a byte and has no segment in flight. */
@@ -548,19 +329,4 @@ function isUnused(entry: Entry): boolean {
 /** The tombstone a new session was about to replace (its file still in place). */
 function tombstoneFromReplaced(record: SessionRecord): import('../session/model').Tombstone {
   return { id: record.id, dataPath: record.dataPath, fileId: record.replaces!, retiredAt: record.createdAt };
-}
-
-async function* walkFiles(dir: string): AsyncIterable<string> {
-  let entries: import('node:fs').Dirent[];
-  try {
-    entries = await fs.readdir(dir, { withFileTypes: true });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-    throw err;
-  }
-  for (const entry of entries) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) yield* walkFiles(full);
-    else yield full;
-  }
 }

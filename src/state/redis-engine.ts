@@ -12,19 +12,18 @@
  * began (see README, "Failure and security behaviour").
  */
 import { randomBytes } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
 import { retryLater, HttpError } from '../protocol/http-errors';
-import type { ByteRange } from '../protocol/range-set';
 import { decideSweep, isFileComplete, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord } from '../session/model';
 import type { DataFilePool } from '../store/data-file-pool';
-import { createExclusive, fileIdAt, NameTakenError, openOwned, unlinkIfOwned, type FileId } from '../store/files';
+import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
-import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine, WriteFence } from './engine';
+import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine } from './engine';
 import { LeaseLostError } from './errors';
-import { nameTakenError } from './file-engine';
 import { defineScripts, DEFAULT_REDIS_PREFIX, redisCall, type ScriptRunner } from './redis-client';
 import * as scripts from './redis-scripts';
+import { createSessionFile } from './session-file';
+import { Reservation } from './redis-reservation';
 
 export interface RedisEngineOptions {
   prefix?: string;
@@ -36,71 +35,6 @@ export interface RedisEngineOptions {
 
 const SCRIPT_NAMES = ['BEGIN', 'RECORD_FILE', 'COMMIT', 'ABORT', 'DISCARD', 'FINISH', 'RELEASE', 'SWEEP', 'DROP_TOMBSTONE', 'RENEW'] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
-
-/** A segment's reservation: renewed by a timer; its local deadline fences the writes. */
-class Reservation implements WriteFence {
-  private readonly controller = new AbortController();
-  private readonly timer: NodeJS.Timeout;
-  /** Monotonic time until which the reservation is certainly still ours (minus the margin). */
-  private deadline: number;
-  private done = false;
-
-  constructor(
-    readonly key: string,
-    readonly token: string,
-    readonly range: ByteRange,
-    private readonly ttlMs: number,
-    requestedAt: number,
-    private readonly renewOnce: () => Promise<boolean>,
-  ) {
-    this.deadline = requestedAt + this.ttlMs - this.margin;
-    this.timer = setInterval(() => void this.renew(), Math.max(10, Math.floor(ttlMs / 3)));
-    this.timer.unref();
-  }
-
-  /** A third of the time to live: a write must start with at least that much of the lease left. */
-  private get margin(): number {
-    return Math.floor(this.ttlMs / 3);
-  }
-
-  get lost(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  check(): void {
-    if (this.controller.signal.aborted) throw new LeaseLostError();
-    if (performance.now() > this.deadline) {
-      this.lose();
-      throw new LeaseLostError();
-    }
-  }
-
-  private async renew(): Promise<void> {
-    if (this.done) return;
-    // The deadline counts from when the renewal was sent: Redis extends the key at or after that.
-    const sentAt = performance.now();
-    try {
-      if (await this.renewOnce()) {
-        if (!this.done) this.deadline = sentAt + this.ttlMs - this.margin;
-      } else {
-        this.lose();
-      }
-    } catch {
-      // Redis unreachable: the deadline runs out by itself.
-    }
-  }
-
-  private lose(): void {
-    if (this.controller.signal.aborted) return;
-    this.stop();
-    this.controller.abort(new LeaseLostError());
-  }
-
-  stop(): void {
-    this.done = true;
-    clearInterval(this.timer);
-  }
-}
 
 interface RedisTicket extends SegmentTicket {
   readonly fence: Reservation;
@@ -180,24 +114,9 @@ export class RedisSessionEngine implements SessionEngine {
     }
   }
 
-  /** See `FileSessionEngine.createDataFile`: O_EXCL, a retired session's file makes way (D9), another upload's name is refused. */
+  /** Creates the session's data file (`createSessionFile`) and records its identity, fenced by the creator's reservation. */
   private async createDataFile(record: SessionRecord, reservation: Reservation, policy: EnginePolicy, recovering: boolean): Promise<SessionRecord> {
-    let created: { handle: import('node:fs/promises').FileHandle; fileId: FileId } | null = null;
-    for (let attempt = 0; !created; attempt++) {
-      try {
-        created = await createExclusive(record.dataPath, policy.fileMode, policy.durable);
-      } catch (err) {
-        if (!(err instanceof NameTakenError)) throw storageError(err);
-        const existing = await fileIdAt(record.dataPath);
-        if (existing !== null && existing === record.replaces && attempt === 0) {
-          await unlinkIfOwned(record.dataPath, existing);
-          continue;
-        }
-        const adopted = recovering && existing !== null ? await openOwned(record.dataPath, existing) : null;
-        if (!adopted) throw nameTakenError(record);
-        created = { handle: adopted, fileId: existing! };
-      }
-    }
+    const created = await createSessionFile(record, policy, recovering);
     const answer = await this.call('RECORD_FILE', [this.key('s', record.id), reservation.key, this.key('t', record.id)], [record.createdAt, created.fileId]).catch((err) => err as Error);
     if (answer !== 'ok') {
       await created.handle.close().catch(() => undefined);
