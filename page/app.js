@@ -226,23 +226,16 @@
   /** After a reload, before the file is chosen again: what the server holds (the D22 status query). */
   Upload.prototype.queryServer = function () {
     var self = this;
-    var headers = { 'Session-ID': this.sessionId };
-    return fetch(settings.uploadUrl, { headers: headers, cache: 'no-store' }).then(function (res) {
-      if (res.status === 404) {
+    return UploadGateway.sessionStatus(this.sessionId, this.size, { url: settings.uploadUrl }).then(function (status) {
+      if (!status) return;
+      var held = status.state === 'complete' ? status.total : UploadGateway.coveredBytes(status.ranges);
+      if (held === 0 && status.state === 'incomplete') {
         self.el.server.textContent = 'Nothing on the server yet';
         return;
       }
-      if (res.status !== 200) return;
-      return res.text().then(function (body) {
-        var list = UploadGateway.parseRangeList(res.headers.get('Range') || body);
-        var total = Number(res.headers.get('X-Upload-Total')) || self.size;
-        var held = list ? UploadGateway.coveredBytes(list.ranges) : 0;
-        var complete = res.headers.get('X-Upload-State') === 'complete';
-        if (complete) held = total;
-        self.showBar(total > 0 ? (held / total) * 100 : 0);
-        self.node.dataset.serverReceived = String(held);
-        self.el.server.textContent = 'Server has ' + formatBytes(held) + ' of ' + formatBytes(total);
-      });
+      self.showBar(status.total > 0 ? (held / status.total) * 100 : 0);
+      self.node.dataset.serverReceived = String(held);
+      self.el.server.textContent = 'Server has ' + formatBytes(held) + ' of ' + formatBytes(status.total);
     }).catch(function () {
       self.el.server.textContent = '';
     });

@@ -2,9 +2,10 @@
  * The browser build of the client (served by the gateway at `/client.js` as the global
  * `UploadGateway`, and as an ES module for bundlers): the same fileUploader over XMLHttpRequest.
  */
-import { createFileUploader } from './core/uploader';
+import { createFileUploader, queryStatus } from './core/uploader';
+import { headerPairs } from './core/headers';
 import { sessionIdForSource } from './core/session-id';
-import type { FileUploader, SourceOptions, UploaderOptions } from './core/types';
+import type { FileUploader, SourceOptions, UploaderOptions, UploadStatus } from './core/types';
 import { browserPlatform, openBlobSource, type BrowserFileInput } from './browser/platform';
 
 export * from './shared-exports';
@@ -13,6 +14,20 @@ export type { BrowserFileInput };
 /** `fileUploader(file, segmentSize, sessionId, options)` for a File or Blob; `options.url` defaults to `/upload`. */
 export function fileUploader(file: BrowserFileInput, segmentSize?: number, sessionId?: string, options?: UploaderOptions): FileUploader {
   return createFileUploader(browserPlatform, file, segmentSize, sessionId, options);
+}
+
+/**
+ * What the server holds of session `sessionId`, a file of `size` bytes, without the file (e.g.
+ * after a page reload): the D22 status query; `null` when the server has no status query.
+ */
+export function sessionStatus(sessionId: string, size: number, options: Pick<UploaderOptions, 'url' | 'headers' | 'timeout'> = {}): Promise<UploadStatus | null> {
+  return queryStatus(browserPlatform.transport(options), {
+    url: browserPlatform.resolveUrl(options.url ?? '/upload'),
+    sessionId,
+    size,
+    headers: headerPairs(options.headers),
+    idleTimeoutMs: options.timeout,
+  });
 }
 
 /** A stable Session-ID from name, size, lastModified and the first and last MiB. */

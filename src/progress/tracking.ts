@@ -10,7 +10,7 @@
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { LocationConfig } from '../config/types';
-import { retryLater, HttpError } from '../protocol/http-errors';
+import { isRetryableStatus, retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { progressIdFrom } from '../protocol/upload-progress';
 import { StateUnavailableError } from '../state/errors';
@@ -23,8 +23,6 @@ import { segmentHeaders } from '../upload/segment-headers';
 /** Writes to the zone at most this often per request (never per chunk). */
 export const REPORT_INTERVAL_MS = 100;
 
-/** Statuses after which a resumable client sends the segment again: they do not end the session's entry. */
-const RETRIED = new Set([408, 429, 460]);
 
 let requestCounter = 0;
 
@@ -126,7 +124,7 @@ export class RequestProgress implements UploadObserver {
     } else if (this.completion !== null) {
       finish = this.completion;
     } else {
-      const final = options.failed && !options.disconnected && status >= 400 && status < 500 && !RETRIED.has(status);
+      const final = options.failed && !options.disconnected && status >= 400 && status < 500 && !isRetryableStatus(status);
       finish = final ? status : null;
     }
     try {

@@ -52,3 +52,13 @@ export class HttpError extends Error {
 export function retryLater(reason: string): HttpError {
   return new HttpError(503, reason, { 'Retry-After': '1' });
 }
+
+/**
+ * Whether a client should send the same request again after this status: network failures aside,
+ * 5xx (503 included), 408 and 429; and 460 (D21 checksum mismatch: the bytes were damaged on the
+ * way, nothing was recorded). Every other 4xx is final. Shared by the client bundle and progress
+ * tracking (a retried segment does not end its session's progress entry).
+ */
+export function isRetryableStatus(status: number): boolean {
+  return status >= 500 || status === 408 || status === 429 || status === 460;
+}

@@ -100,8 +100,9 @@ export function overlaps(a: ByteRange, b: ByteRange): boolean {
  * leading `,`) is appended only while the text so far is shorter than `truncateAt` bytes; the
  * entry that crosses the limit is written in full and every later entry is dropped. So the result
  * is a prefix of the full list and at most `truncateAt` + one entry long; `truncateAt` 0 → `''`.
+ * Without `truncateAt`, the whole list (the status query's, D22).
  */
-export function formatRangeList(set: readonly ByteRange[], total: number, truncateAt: number): string {
+export function formatRangeList(set: readonly ByteRange[], total: number, truncateAt = Infinity): string {
   let out = '';
   for (let k = 0; k < set.length; k++) {
     if (out.length >= truncateAt) break;
@@ -110,63 +111,71 @@ export function formatRangeList(set: readonly ByteRange[], total: number, trunca
   return out;
 }
 
-/** The whole list, never truncated (status query, D22). */
-export function formatRangeListFull(set: readonly ByteRange[], total: number): string {
-  return formatRangeList(set, total, Infinity);
+
+/** A range list as servers send it: its ranges (normalised) and the total it names, if any. */
+export interface RangeList {
+  ranges: ByteRange[];
+  /** The total the list names; `undefined` when no entry carries one. */
+  total: number | undefined;
 }
 
-function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s[a] === ' ' || s[a] === '\t')) a++;
-  while (b > a && (s[b - 1] === ' ' || s[b - 1] === '\t')) b--;
-  return s.slice(a, b);
-}
-
-const ENTRY = /^([0-9]+)-([0-9]+)(?:\/([0-9]+))?$/;
-
-function safeInt(digits: string): number | null {
-  if (digits.replace(/^0+/, '').length > 16) return null;
-  const n = Number(digits);
-  return Number.isSafeInteger(n) ? n : null;
-}
+const ENTRY = /^(\d+)-(\d+)(?:\/(\d+))?$/;
 
 /**
- * Parse a range list: the module format `0-4/12,9-10/12` or the compact form `0-5,9-15/24`
- * (only some entries, at least the last, carry the total). Spaces/tabs around entries are
- * tolerated. Every given total must be the same and > 0, and each entry must satisfy
- * `start ≤ end < total`. The ranges are returned as a normalised set (sorted, overlapping and
- * adjacent ones merged), so an unsorted list is accepted. Anything else → null (so is `''`:
- * without an entry there is no total).
+ * Parses a range list as the module sends it in a 201 body or `Range` header (`0-4/12,9-10/12`),
+ * and the compact form of the original client's README (`0-5,9-15/24`, where entries without a
+ * total take the list's). Whitespace around entries is ignored; an empty text is an empty list.
+ * Returns `null` for anything malformed: a bad entry, `start > end`, `end ≥ total`, different
+ * totals, a total of 0, or numbers above 2^53−1. Shared by the server and the client bundle.
  */
-export function parseRangeList(text: string): { ranges: ByteRange[]; total: number } | null {
-  const parts = text.split(',');
-  let total: number | null = null;
+export function parseRangeList(text: string): RangeList | null {
+  const trimmed = text.trim();
+  if (trimmed === '') return { ranges: [], total: undefined };
+  let total: number | undefined;
   const raw: ByteRange[] = [];
-  for (let k = 0; k < parts.length; k++) {
-    const m = ENTRY.exec(trimOws(parts[k]!));
-    if (m === null) return null;
-    const start = safeInt(m[1]!);
-    const end = safeInt(m[2]!);
-    if (start === null || end === null) return null;
+  for (const entry of trimmed.split(',')) {
+    const m = ENTRY.exec(entry.trim());
+    if (!m) return null;
+    const start = Number(m[1]);
+    const end = Number(m[2]);
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start > end) return null;
     if (m[3] !== undefined) {
-      const t = safeInt(m[3]);
-      if (t === null || (total !== null && t !== total)) return null;
+      const t = Number(m[3]);
+      if (!Number.isSafeInteger(t) || (total !== undefined && t !== total)) return null;
       total = t;
-    } else if (k === parts.length - 1) {
-      return null;
     }
     raw.push({ start, end });
   }
-  if (total === null || total === 0) return null;
-  for (const r of raw) if (r.start > r.end || r.end >= total) return null;
+  if (total !== undefined && raw.some((r) => r.end >= total!)) return null;
+  return { ranges: normalise(raw), total };
+}
 
-  raw.sort((a, b) => a.start - b.start);
-  const ranges: ByteRange[] = [];
-  for (const r of raw) {
-    const last = ranges[ranges.length - 1];
-    if (last !== undefined && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
-    else ranges.push({ start: r.start, end: r.end });
+/** Sorted, merged (overlapping and touching ranges joined), new objects: any list of ranges as a set. */
+export function normalise(ranges: readonly ByteRange[]): ByteRange[] {
+  const sorted = ranges.map(copy).sort((a, b) => a.start - b.start || a.end - b.end);
+  const out: ByteRange[] = [];
+  for (const r of sorted) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end + 1) last.end = Math.max(last.end, r.end);
+    else out.push(r);
   }
-  return { ranges, total };
+  return out;
+}
+
+export function union(a: readonly ByteRange[], b: readonly ByteRange[]): ByteRange[] {
+  return normalise([...a, ...b]);
+}
+
+/** The parts of `within` (default: the whole file `0…total−1`) that the set lacks. */
+export function missingRanges(set: readonly ByteRange[], total: number, within: ByteRange = { start: 0, end: total - 1 }): ByteRange[] {
+  return subtract(within, set);
+}
+
+/** Splits ranges into segments of at most `segmentSize` bytes, in order. */
+export function planSegments(ranges: readonly ByteRange[], segmentSize: number): ByteRange[] {
+  const out: ByteRange[] = [];
+  for (const r of ranges) {
+    for (let start = r.start; start <= r.end; start += segmentSize) out.push({ start, end: Math.min(r.end, start + segmentSize - 1) });
+  }
+  return out;
 }

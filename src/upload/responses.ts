@@ -1,6 +1,6 @@
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
-import { formatRangeList, formatRangeListFull } from '../protocol/range-set';
+import { formatRangeList } from '../protocol/range-set';
 import type { CompletionRecord, SessionRecord } from '../session/model';
 import type { BackendAnswer } from './handoff';
 
@@ -23,7 +23,7 @@ export function sendRangeAnswer(ctx: Context, status: number, record: SessionRec
 
 /** D22: the session's ranges, never truncated, plus totals and state. */
 export function sendSessionStatus(ctx: Context, record: SessionRecord, state: 'incomplete' | 'handing-off' | 'complete'): void {
-  const text = record.total === null ? '' : formatRangeListFull(record.ranges, record.total);
+  const text = record.total === null ? '' : formatRangeList(record.ranges, record.total);
   ctx.status = 200;
   if (text) ctx.set('Range', text);
   if (record.total !== null) ctx.set('X-Upload-Total', String(record.total));

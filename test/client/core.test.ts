@@ -10,14 +10,14 @@ import fc from 'fast-check';
 import {
   coveredBytes,
   formatRangeList,
-  isWhole,
+  isComplete,
   missingRanges,
   normalise,
   parseRangeList,
   planSegments,
   union,
   type ByteRange,
-} from '../../client/src/core/ranges';
+} from '../../src/protocol/range-set';
 import { backoffDelay, errorForAnswer, isRetryable, NetworkError, retryAfterMs, sleep, UploadError } from '../../client/src/core/retry';
 import { ProgressTracker, type Clock, type Progress } from '../../client/src/core/progress';
 import { checksumHeader, contentDisposition, toBase64 } from '../../client/src/core/headers';
@@ -79,7 +79,7 @@ describe('range lists', () => {
           expect(plan.every((s) => s.end - s.start + 1 <= segmentSize && s.start <= s.end)).toBe(true);
           expect(bytesOf(plan)).toEqual(lacking);
           expect(coveredBytes(union(set, missing))).toBe(total);
-          expect(isWhole(union(set, missing), total)).toBe(true);
+          expect(isComplete(union(set, missing), total)).toBe(true);
         },
       ),
     );

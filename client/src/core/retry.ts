@@ -1,4 +1,5 @@
 /** Retry policy: what is worth retrying, how long to wait, and an abortable sleep. Pure apart from timers. */
+import { isRetryableStatus } from '../../../src/protocol/http-errors';
 
 /** The request never produced an answer: refused, reset, dropped, timed out. Always retryable. */
 export class NetworkError extends Error {
@@ -42,9 +43,7 @@ export class UploadError extends Error {
  * Also retried: 460 (D21 checksum mismatch), because it means the bytes were damaged on the way
  * and the server recorded nothing; sending them again is the point of the checksum.
  */
-export function isRetryableStatus(status: number): boolean {
-  return status >= 500 || status === 408 || status === 429 || status === 460;
-}
+export { isRetryableStatus };
 
 export function errorForAnswer(answer: HttpAnswer, what: string): UploadError {
   const reason = answer.body.length > 0 && answer.body.length <= 300 ? `: ${answer.body.trim()}` : '';

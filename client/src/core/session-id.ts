@@ -1,5 +1,6 @@
 import type { SegmentSource } from './types';
 import { toHex } from './headers';
+import { DEFAULT_SESSION_ID_MAX_LENGTH, parseSessionId } from '../../../src/protocol/session-id';
 
 const MIB = 1024 * 1024;
 
@@ -22,7 +23,7 @@ export async function sessionIdForSource(source: SegmentSource, sha256: (data: U
 
 /** Session-IDs the module and the gateway accept (1–200 of `A-Z a-z 0-9 _ -`). */
 export function checkSessionId(id: string): string {
-  const trimmed = String(id).trim();
-  if (!/^[A-Za-z0-9_-]{1,200}$/.test(trimmed)) throw new TypeError(`invalid session id ${JSON.stringify(id)}: 1–200 of A-Z a-z 0-9 _ -`);
-  return trimmed;
+  const parsed = parseSessionId(String(id), DEFAULT_SESSION_ID_MAX_LENGTH);
+  if (!parsed.ok) throw new TypeError(`invalid session id ${JSON.stringify(id)}: ${parsed.reason}`);
+  return parsed.id;
 }

@@ -1,4 +1,4 @@
-import type { ByteRange } from './ranges';
+import type { ByteRange } from '../../../src/protocol/range-set';
 import type { HttpAnswer } from './retry';
 import type { Progress } from './progress';
 

@@ -5,7 +5,7 @@
  */
 import pLimit from 'p-limit';
 import { checksumHeader, contentDisposition, contentRange, headerPairs, segmentContentType } from './headers';
-import { coveredBytes, isWhole, missingRanges, normalise, parseRangeList, planSegments, union, type ByteRange } from './ranges';
+import { coveredBytes, isComplete, missingRanges, normalise, parseRangeList, planSegments, union, type ByteRange } from '../../../src/protocol/range-set';
 import { ProgressTracker } from './progress';
 import {
   abortReason,
@@ -21,7 +21,7 @@ import {
   type HttpAnswer,
 } from './retry';
 import { checkSessionId, sessionIdForSource } from './session-id';
-import type { BackendResponse, FileUploader, Platform, SegmentSource, UploaderOptions, UploadStatus } from './types';
+import type { BackendResponse, FileUploader, Platform, SegmentSource, Transport, UploaderOptions, UploadStatus } from './types';
 
 const DEFAULT_SEGMENT = 1024 * 1024;
 type State = UploadStatus['state'];
@@ -30,7 +30,7 @@ export function makeStatus(ranges: readonly ByteRange[], total: number, sessionI
   const set = normalise(ranges);
   const first = set[0];
   const status: UploadStatus = {
-    completed: isWhole(set, total),
+    completed: isComplete(set, total),
     // The original set `complete` when the backend answered `complete`; any 2xx answer counts here.
     complete: state === 'complete' && (response === undefined || (response.status >= 200 && response.status < 300)),
     start: first ? first.start : 0,
@@ -47,6 +47,41 @@ export function makeStatus(ranges: readonly ByteRange[], total: number, sessionI
 function positiveInteger(value: number, what: string): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new TypeError(`${what} must be a positive integer, got ${String(value)}`);
   return value;
+}
+
+/**
+ * The D22 status query of one session: what the server holds of a file of `size` bytes (a new
+ * session when it knows none), or `null` when the server has no status query (405: the module).
+ */
+export async function queryStatus(
+  transport: Transport,
+  query: { url: string; sessionId: string; size: number; headers?: Array<[string, string]>; idleTimeoutMs?: number; signal?: AbortSignal },
+): Promise<UploadStatus | null> {
+  const { url, sessionId: sid, size } = query;
+  const answer = await transport.request({
+    method: 'GET',
+    url,
+    headers: [['Session-ID', sid], ...(query.headers ?? [])],
+    signal: query.signal ?? new AbortController().signal,
+    idleTimeoutMs: query.idleTimeoutMs ?? 60_000,
+  });
+  if (answer.status === 404) return makeStatus([], size, sid, 'incomplete');
+  const isD22 = answer.status === 200 && ('x-upload-state' in answer.headers || 'x-upload-total' in answer.headers);
+  if (answer.status === 405 || (answer.status === 200 && !isD22)) return null;
+  if (answer.status !== 200) throw errorForAnswer(answer, 'status query failed');
+  const list = parseRangeList(answer.headers['range'] ?? answer.body);
+  if (!list) throw new UploadError(`unreadable status answer ${JSON.stringify(answer.headers['range'] ?? answer.body)}`, { status: 200, response: answer });
+  const total = Number(answer.headers['x-upload-total'] ?? list.total ?? size);
+  if (total !== size) {
+    throw new UploadError(`session ${sid} holds a file of ${total} bytes, this file has ${size}: use another session id`, { status: 409, response: answer });
+  }
+  const header = answer.headers['x-upload-state'];
+  const state: State = header === 'complete' || header === 'handing-off' ? header : 'incomplete';
+  if (state === 'complete') {
+    const backendStatus = Number(answer.headers['x-upload-backend-status'] ?? 200);
+    return makeStatus([{ start: 0, end: total - 1 }], total, sid, state, { status: backendStatus, statusText: '', headers: {}, body: null });
+  }
+  return makeStatus(list.ranges, total, sid, state);
 }
 
 export function createFileUploader<F>(platform: Platform<F>, file: F, segmentSize: number = DEFAULT_SEGMENT, sessionId?: string, options: UploaderOptions = {}): FileUploader {
@@ -98,37 +133,9 @@ export function createFileUploader<F>(platform: Platform<F>, file: F, segmentSiz
   /** One D22 status query: the status, or `null` when the server has none (405: the module). */
   async function queryOnce(src: SegmentSource, sid: string, signal: AbortSignal | undefined): Promise<UploadStatus | null> {
     if (statusQuery === false) return null;
-    const answer = await transport.request({
-      method: 'GET',
-      url,
-      headers: [['Session-ID', sid], ...extraHeaders],
-      signal: signal ?? new AbortController().signal,
-      idleTimeoutMs,
-    });
-    if (answer.status === 404) {
-      statusQuery = true;
-      return makeStatus([], src.size, sid, 'incomplete');
-    }
-    const isD22 = answer.status === 200 && ('x-upload-state' in answer.headers || 'x-upload-total' in answer.headers);
-    if (answer.status === 405 || (answer.status === 200 && !isD22)) {
-      statusQuery = false;
-      return null;
-    }
-    if (answer.status !== 200) throw errorForAnswer(answer, 'status query failed');
-    statusQuery = true;
-    const list = parseRangeList(answer.headers['range'] ?? answer.body);
-    if (!list) throw new UploadError(`unreadable status answer ${JSON.stringify(answer.headers['range'] ?? answer.body)}`, { status: 200, response: answer });
-    const total = Number(answer.headers['x-upload-total'] ?? list.total ?? src.size);
-    if (total !== src.size) {
-      throw new UploadError(`session ${sid} holds a file of ${total} bytes, this file has ${src.size}: use another session id`, { status: 409, response: answer });
-    }
-    const header = answer.headers['x-upload-state'];
-    const state: State = header === 'complete' || header === 'handing-off' ? header : 'incomplete';
-    if (state === 'complete') {
-      const backendStatus = Number(answer.headers['x-upload-backend-status'] ?? 200);
-      return makeStatus([{ start: 0, end: total - 1 }], total, sid, state, { status: backendStatus, statusText: '', headers: {}, body: null });
-    }
-    return makeStatus(list.ranges, total, sid, state);
+    const status = await queryStatus(transport, { url, sessionId: sid, size: src.size, headers: extraHeaders, idleTimeoutMs, signal });
+    statusQuery = status !== null;
+    return status;
   }
 
   /** Sends the bytes `part` as one segment with the legacy client's headers. */
@@ -303,9 +310,9 @@ export function createFileUploader<F>(platform: Platform<F>, file: F, segmentSiz
           // Nothing is in flight now: the server's view replaces ours.
           known = normalise(s.ranges);
           tracker.setAcknowledged(coveredBytes(known));
-          if (!isWhole(known, total)) return 'replan';
+          if (!isComplete(known, total)) return 'replan';
           if (s.state === 'handing-off') throw new UploadError('the gateway is handing the upload to the backend', { retryable: true });
-        } else if (isWhole(known, total)) {
+        } else if (isComplete(known, total)) {
           throw new UploadError('the server acknowledged every byte but its final answer was lost, and it has no status query to ask');
         }
         const part = { start: total - 1, end: total - 1 };
