@@ -2,7 +2,7 @@ import * as http from 'node:http';
 import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import pino from 'pino';
 import { createGateway, type Gateway, type GatewayOptions } from '../../src/gateway';
 import { parseConfig } from '../../src/config/parse';
@@ -14,8 +14,12 @@ export interface BackendCall {
   url: string;
   rawHeaders: string[];
   body: Buffer;
-  /** Multipart fields parsed from the body (name → value as latin1 byte string). */
+  /** The generated form's fields in order (name, value as latin1); empty when its layout is not the module's exactly (see `formError`). */
   fields: Array<[string, string]>;
+  /** Why the body is not the module's exact form layout (§4.6), if it is not. */
+  formError?: string;
+  /** For each field value that is a file in the store (with `store` given): its bytes when the backend got the call. */
+  files: Map<string, Buffer>;
 }
 
 /**
@@ -29,13 +33,28 @@ export class CaptureBackend {
   /** Delay before answering (ms), to hold a hand-off open. */
   delayMs = 0;
 
+  /** `store`: record the bytes of the files the form names there, as they are at the hand-off. */
+  constructor(private readonly store?: string) {}
+
   async start(port = 0): Promise<this> {
     this.server = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
         const body = Buffer.concat(chunks);
-        this.calls.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body, fields: parseFields(String(req.headers['content-type'] ?? ''), body) });
+        const boundary = /boundary=("?)([^";]+)\1/.exec(String(req.headers['content-type'] ?? ''))?.[2] ?? '';
+        let fields: Array<[string, string]> = [];
+        let formError: string | undefined;
+        try {
+          fields = parseGeneratedForm(body, boundary);
+        } catch (err) {
+          formError = (err as Error).message;
+        }
+        const files = new Map<string, Buffer>();
+        for (const [, value] of fields) {
+          if (this.store && value.startsWith(this.store + path.sep) && existsSync(value)) files.set(value, readFileSync(value));
+        }
+        this.calls.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body, fields, formError, files });
         const m = /[?&]status=(\d{3})/.exec(req.url ?? '');
         const status = m ? Number(m[1]) : 200;
         setTimeout(() => {
@@ -61,7 +80,26 @@ export class CaptureBackend {
   }
 }
 
-/** Splits the module's generated form (no nested headers beyond Content-Disposition). */
+/** Splits the module's generated body (§4.6) into fields; throws when the layout is not exact. */
+export function parseGeneratedForm(body: Buffer, boundary: string): Array<[string, string]> {
+  const text = body.toString('latin1');
+  const end = `\r\n--${boundary}--\r\n`;
+  if (!text.endsWith(end)) throw new Error(`generated body does not end with the closing delimiter: ${JSON.stringify(text)}`);
+  const inner = text.slice(0, -end.length);
+  if (inner === '') return [];
+  const first = `--${boundary}\r\n`;
+  if (!inner.startsWith(first)) throw new Error(`generated body does not start with the boundary: ${JSON.stringify(text)}`);
+  return inner
+    .slice(first.length)
+    .split(`\r\n--${boundary}\r\n`)
+    .map((chunk) => {
+      const m = /^Content-Disposition: form-data; name="([^"]*)"\r\n\r\n([\s\S]*)$/.exec(chunk);
+      if (!m) throw new Error(`malformed generated field: ${JSON.stringify(chunk)}`);
+      return [m[1], m[2]] as [string, string];
+    });
+}
+
+/** Splits a form leniently (no nested headers beyond Content-Disposition), for bodies not made by the gateway. */
 export function parseFields(contentType: string, body: Buffer): Array<[string, string]> {
   const m = /boundary=("?)([^";]+)\1/.exec(contentType);
   if (!m) return [];
@@ -249,9 +287,7 @@ export function segmentRequest(sessionId: string, start: number, end: number, to
 // ---------------------------------------------------------------------------------------------
 // Small helpers shared by the integration tests.
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
+export { sleep } from './segments';
 
 let sessionCounter = 0;
 /** A session id unique in this test process (its last character picks the hashed store dir). */

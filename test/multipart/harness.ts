@@ -3,8 +3,7 @@
  * the multipart integration tests.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
-import * as http from 'node:http';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -12,72 +11,8 @@ import pino from 'pino';
 import { parseConfig } from '../../src/config/parse';
 import { createGateway, type Gateway } from '../../src/gateway';
 
-export interface BackendCall {
-  method: string;
-  url: string;
-  rawHeaders: string[];
-  body: Buffer;
-  /** Generated fields in order (name, value as latin1). */
-  fields: Array<[string, string]>;
-  /** For each field value that is a file in the store: its bytes when the backend got the call. */
-  files: Map<string, Buffer>;
-}
-
-export class CaptureBackend {
-  readonly calls: BackendCall[] = [];
-  private server!: http.Server;
-  port = 0;
-
-  constructor(private readonly store: string) {}
-
-  async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const body = Buffer.concat(chunks);
-        const boundary = /boundary=("?)([^";]+)\1/.exec(String(req.headers['content-type']))?.[2] ?? '';
-        const fields = parseGeneratedForm(body, boundary);
-        const files = new Map<string, Buffer>();
-        for (const [, value] of fields) {
-          if (value.startsWith(this.store + path.sep) && existsSync(value)) files.set(value, readFileSync(value));
-        }
-        this.calls.push({ method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, body, fields, files });
-        const status = Number(/[?&]status=(\d{3})/.exec(req.url ?? '')?.[1] ?? 200);
-        res.writeHead(status, { 'Content-Type': 'text/plain', 'X-Backend': 'yes' });
-        res.end(`backend ${status}\n`);
-      });
-    });
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((resolve) => {
-      this.server.close(() => resolve());
-      this.server.closeAllConnections();
-    });
-  }
-}
-
-/** Splits the module's generated body (§4.6) into fields; throws when the layout is not exact. */
-export function parseGeneratedForm(body: Buffer, boundary: string): Array<[string, string]> {
-  const text = body.toString('latin1');
-  const end = `\r\n--${boundary}--\r\n`;
-  if (!text.endsWith(end)) throw new Error(`generated body does not end with the closing delimiter: ${JSON.stringify(text)}`);
-  const inner = text.slice(0, -end.length);
-  if (inner === '') return [];
-  const first = `--${boundary}\r\n`;
-  if (!inner.startsWith(first)) throw new Error(`generated body does not start with the boundary: ${JSON.stringify(text)}`);
-  return inner
-    .slice(first.length)
-    .split(`\r\n--${boundary}\r\n`)
-    .map((chunk) => {
-      const m = /^Content-Disposition: form-data; name="([^"]*)"\r\n\r\n([\s\S]*)$/.exec(chunk);
-      if (!m) throw new Error(`malformed generated field: ${JSON.stringify(chunk)}`);
-      return [m[1], m[2]] as [string, string];
-    });
-}
+export { CaptureBackend, parseGeneratedForm, type BackendCall } from '../helpers/gateway';
+import { CaptureBackend } from '../helpers/gateway';
 
 export interface Env {
   gateway: Gateway;

@@ -47,7 +47,7 @@ describe('multipart uploads: files, fields, hashes', () => {
     expect(header(res, 'X-Part')).toEqual(['p-0', 'p-1', 'p-1', 'p-2', 'p-2', 'p-2']);
     expect(header(res, 'X-File')).toEqual(['beach.jpg', 'notes.txt']);
     const names = res.headers.map(([n]) => n.toLowerCase());
-    expect(names.indexOf('x-part')).toBeLessThan(names.indexOf('x-backend'));
+    expect(names.indexOf('x-part')).toBeLessThan(names.indexOf('x-capture-id'));
 
     expect(env.backend.calls).toHaveLength(1);
     const call = env.backend.calls[0];
