@@ -1,14 +1,19 @@
 /**
- * Completing an upload: the module's generated form for one file (§4.6, D6), its size limit
- * (D15), and the hand-off to `upload_pass` with `upload_cleanup` (§5, §6). Resumable sessions,
- * single-shot uploads and temporary-named uploads all complete through `handOffFile`.
+ * Completing an upload (§5, §6): the module's generated form for one file (§4.6, D6) within its
+ * size limit (D15), and the one way a request's upload reaches `upload_pass`:
+ * - `completeRequest`: a multipart form or a temporary-named file, handed off by its own request;
+ *   `upload_cleanup` removes the request's files for the backend's status (and for the `502` of an
+ *   unreachable backend, as the module does);
+ * - a session's completion (`raw-upload.ts`, `completeSession`) sends `fileForm` with the same
+ *   `callBackend`, inside its exactly-once claim (D7).
  */
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
 import { HttpError } from '../protocol/http-errors';
 import { statusInRanges } from '../protocol/status-ranges';
-import { callBackend, type BackendAnswer } from './handoff';
+import { BackendUnreachable, callBackend } from './handoff';
+import { relayAnswer } from './responses';
 import { appendFileFields, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 
 /** D15: the generated form is counted once; over `upload_max_output_body_len` → 413. */
@@ -18,36 +23,51 @@ export function checkOutputLimit(length: number, location: LocationConfig): void
   }
 }
 
-export interface FileHandOff {
-  /** The answer to relay. */
-  answer: BackendAnswer;
-  /** `upload_add_header` headers of the answer. */
-  addHeaders: Array<[string, string]>;
-  /** The answer's status is in `upload_cleanup`: the file is to be removed. */
-  cleanup: boolean;
-}
-
 /** What is known of a file once its data is in: digests and size (D6), and `$upload_content_range` then. */
 export type FileResult = Pick<FileVariables, 'digests' | 'size' | 'contentRange'>;
 
 /**
- * Sends one file's form to the backend: the set-fields (with `vars` as before the data), then,
- * with `result` known (D6), the aggregate fields; `result` null when the file was dropped
- * (`upload_max_file_size`): its set-fields are rolled back and the form still goes (§3.16).
- * Throws `BackendUnreachable` when the backend cannot be reached.
+ * One file's form: the set-fields (with `vars` as before the data), then, with `result` known
+ * (D6), the aggregate fields; `result` null when the file was dropped (`upload_max_file_size`):
+ * its set-fields are rolled back and the form still goes (§3.16). Also the `upload_add_header`
+ * headers of the answer.
  */
-export async function handOffFile(ctx: Context, location: LocationConfig, boundary: string, vars: FileVariables, result: FileResult | null): Promise<FileHandOff> {
+export function fileForm(ctx: Context, location: LocationConfig, boundary: string, vars: FileVariables, result: FileResult | null): { form: Buffer; addHeaders: Array<[string, string]> } {
   const lookup = variableLookup(ctx.req, vars);
-  const form = new FormBodyBuilder(boundary);
-  const beforeFile = form.checkpoint();
-  appendFileFields(form, location.setFormFields, lookup);
-  if (!result) form.rollback(beforeFile);
+  const builder = new FormBodyBuilder(boundary);
+  const beforeFile = builder.checkpoint();
+  appendFileFields(builder, location.setFormFields, lookup);
+  if (!result) builder.rollback(beforeFile);
   else {
     Object.assign(vars, result);
-    appendFileFields(form, location.aggregateFormFields, lookup);
+    appendFileFields(builder, location.aggregateFormFields, lookup);
   }
-  const addHeaders = renderAddHeaders(location, lookup);
-  checkOutputLimit(form.length, location);
-  const answer = await callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
-  return { answer, addHeaders, cleanup: statusInRanges(answer.status, location.cleanup) };
+  checkOutputLimit(builder.length, location);
+  return { form: builder.finish(), addHeaders: renderAddHeaders(location, lookup) };
+}
+
+/**
+ * Hands a request's generated form to the backend and relays the answer; `contentType` replaces
+ * the client's (raw mode) or is null (multipart keeps the client's, §5.2). `removeFiles` deletes
+ * the request's files when `upload_cleanup` lists the status.
+ */
+export async function completeRequest(
+  ctx: Context,
+  location: LocationConfig,
+  form: Buffer,
+  contentType: string | null,
+  addHeaders: Array<[string, string]>,
+  removeFiles: () => Promise<unknown>,
+): Promise<void> {
+  let answer;
+  try {
+    answer = await callBackend(location, ctx.req, form, contentType);
+  } catch (err) {
+    // As the module: the answer is a 502, and upload_cleanup decides about the files.
+    if (statusInRanges(502, location.cleanup)) await removeFiles();
+    if (!(err instanceof BackendUnreachable)) throw err;
+    throw new HttpError(502, `the backend is unreachable (${err.message})`);
+  }
+  if (statusInRanges(answer.status, location.cleanup)) await removeFiles();
+  relayAnswer(ctx, answer, addHeaders);
 }

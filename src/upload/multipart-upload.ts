@@ -7,14 +7,12 @@ import { HttpError } from '../protocol/http-errors';
 import { bodyError, storeErrorToUpload } from '../store/store-errors';
 import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
-import { statusInRanges } from '../protocol/status-ranges';
 import { FileDigests, type DigestName } from '../store/digests';
 import { ReadRateLimit } from '../store/rate-limit';
 import { unlinkIfOwned, type FileId } from '../store/files';
 import type { OwnFile } from '../store/temp-names';
-import { callBackend, BackendUnreachable, type BackendAnswer } from './handoff';
+import { checkOutputLimit, completeRequest } from './complete';
 import { receiveBody } from './receive-body';
-import { relayAnswer } from './responses';
 import { appendFileFields, digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
@@ -44,17 +42,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
     await upload.abort();
     throw bodyError(err);
   }
-  let answer: BackendAnswer;
-  try {
-    answer = await callBackend(location, req, form, null);
-  } catch (err) {
-    // As the module: the answer is a 502, and upload_cleanup decides about the files.
-    if (statusInRanges(502, location.cleanup)) await upload.removeFiles();
-    if (!(err instanceof BackendUnreachable)) throw err;
-    throw new HttpError(502, `the backend is unreachable (${err.message})`);
-  }
-  if (statusInRanges(answer.status, location.cleanup)) await upload.removeFiles();
-  relayAnswer(ctx, answer, upload.addHeaders);
+  await completeRequest(ctx, location, form, null, upload.addHeaders, () => upload.removeFiles());
 }
 
 const fieldFilters = new WeakMap<LocationConfig, FieldFilter>();
@@ -159,12 +147,9 @@ class MultipartUpload {
     return variableLookup(this.ctx.req, vars);
   }
 
+  /** D15: the real bytes, counted once as the form grows; over the limit is an error, never a silent drop. */
   private checkOutputLimit(): void {
-    const limit = this.location.maxOutputBodyLen;
-    // D15: the real bytes, counted once; over the limit is an error, never a silent drop.
-    if (limit > 0 && this.form.length > limit) {
-      throw new HttpError(413, `the form for the backend would exceed upload_max_output_body_len (${limit} bytes)`);
-    }
+    checkOutputLimit(this.form.length, this.location);
   }
 
   /** §4.4: a part with a (path-stripped) file name is a file, anything else a field. */

@@ -13,8 +13,9 @@ import { SegmentWriter, type Digester } from '../store/segment-writer';
 import { FileDigests, digestFile, type DigestName } from '../store/digests';
 import { unlinkIfOwned } from '../store/files';
 import type { OwnFile } from '../store/temp-names';
-import { BackendUnreachable } from './handoff';
-import { handOffFile } from './complete';
+import { BackendUnreachable, callBackend } from './handoff';
+import { completeRequest, fileForm } from './complete';
+import { statusInRanges } from '../protocol/status-ranges';
 import { receiveBody } from './receive-body';
 import { digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import { declaredLength, lastRawHeader } from '../http/request';
@@ -221,7 +222,8 @@ export async function completeSession(
   try {
     const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
     const digests = streamedDigests ?? (await digestFile(record.dataPath, digestsNeeded(location), resume));
-    handOff = await handOffFile(ctx, location, boundary, vars, { digests, size: record.total!, contentRange });
+    const { form, addHeaders } = fileForm(ctx, location, boundary, vars, { digests, size: record.total!, contentRange });
+    handOff = { answer: await callBackend(location, ctx.req, form, `multipart/form-data; boundary=${boundary}`), addHeaders };
   } catch (err) {
     await engine.releaseHandoff(record, claim, policy).catch(() => undefined);
     if (!(err instanceof BackendUnreachable)) throw err;
@@ -229,7 +231,8 @@ export async function completeSession(
     services.log.warn({ session: record.id, err: err.message }, 'backend unreachable; upload kept for a retry');
     throw retryLater(`the backend is unreachable (${err.message}); the upload is kept, retry to hand it off`);
   }
-  const { answer, addHeaders, cleanup } = handOff;
+  const { answer, addHeaders } = handOff;
+  const cleanup = statusInRanges(answer.status, location.cleanup);
   uploadObserver(ctx)?.completed(answer.status);
   await engine.finishHandoff(record, claim, {
     status: answer.status,
@@ -246,13 +249,8 @@ export async function completeSession(
 async function handOffDropped(ctx: Context, location: LocationConfig, services: UploadServices, meta: FileMeta): Promise<void> {
   const vars: FileVariables = { ...meta, tmpPath: '', fileNumber: 1, contentRange: 'bytes 0-0/0' };
   const boundary = rawModeBoundary(services.counter.take());
-  try {
-    const { answer, addHeaders } = await handOffFile(ctx, location, boundary, vars, null);
-    relayAnswer(ctx, answer, addHeaders);
-  } catch (err) {
-    if (!(err instanceof BackendUnreachable)) throw err;
-    throw new HttpError(502, `the backend is unreachable (${err.message})`);
-  }
+  const { form, addHeaders } = fileForm(ctx, location, boundary, vars, null);
+  await completeRequest(ctx, location, form, `multipart/form-data; boundary=${boundary}`, addHeaders, async () => undefined);
 }
 
 /** A whole file in one request without a Session-ID: a new 10-digit temporary name (§3.6, §4.7). */
@@ -292,18 +290,12 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
   };
   if (writer.overLimit) await remove();
   const result = writer.overLimit ? null : { digests: digests.finish(), size: writer.received, contentRange: `bytes 0-${writer.received}/${writer.received}` };
-  let handOff;
+  let form;
   try {
-    handOff = await handOffFile(ctx, location, boundary, vars, result);
+    form = fileForm(ctx, location, boundary, vars, result);
   } catch (err) {
-    if (!(err instanceof BackendUnreachable)) {
-      await remove();
-      throw err;
-    }
-    // As the module: the answer is a 502, and upload_cleanup decides about the file.
-    if (location.cleanup.some(([lo, hi]) => lo <= 502 && 502 <= hi)) await remove();
-    throw new HttpError(502, `the backend is unreachable (${err.message})`);
+    await remove();
+    throw err;
   }
-  if (handOff.cleanup) await remove();
-  relayAnswer(ctx, handOff.answer, handOff.addHeaders);
+  await completeRequest(ctx, location, form.form, `multipart/form-data; boundary=${boundary}`, form.addHeaders, remove);
 }
