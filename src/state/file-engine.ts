@@ -11,24 +11,8 @@
  */
 import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
-import {
-  decideBegin,
-  decideCommit,
-  decideFinish,
-  decideRelease,
-  decideSweep,
-  isExpired,
-  isFileComplete,
-  tombstoneOf,
-  type Actor,
-  type BeginDecision,
-  type CompletionRecord,
-  type HandoffClaim,
-  type Refusal,
-  type SegmentRequest,
-  type SessionRecord,
-  type SessionState,
-} from '../session/model';
+import { type Actor, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord, type SessionState } from '../session/model';
+import { decideBegin, decideCommit, decideFinish, decideRelease, decideSweep, isExpired, isFileComplete, tombstoneOf, type BeginDecision, type Refusal } from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';

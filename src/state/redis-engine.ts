@@ -14,7 +14,8 @@
 import { randomBytes } from 'node:crypto';
 import type Redis from 'ioredis';
 import { retryLater, HttpError } from '../protocol/http-errors';
-import { decideSweep, isFileComplete, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord } from '../session/model';
+import { type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord } from '../session/model';
+import { decideSweep, isFileComplete } from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';

@@ -2,7 +2,7 @@ import type { Middleware } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { HttpError } from '../protocol/http-errors';
 import { handleRawUpload } from './raw-upload';
-import { uploadState } from '../session/model';
+import { uploadState } from '../session/rules';
 import { renderAddHeaders, variableLookup } from './variables';
 import { checkBodySize, declaredLength, lastRawHeader } from '../http/request';
 import { sendSessionStatus } from './responses';

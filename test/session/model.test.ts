@@ -6,23 +6,8 @@
  */
 import fc from 'fast-check';
 import { decodeRecords, encodeRecords } from '../../src/session/journal-codec';
-import {
-  applyRecord,
-  decideBegin,
-  decideCommit,
-  decideFinish,
-  decideRelease,
-  decideSweep,
-  replay,
-  snapshotRecords,
-  uploadState,
-  WHOLE_FILE_UNKNOWN,
-  type Actor,
-  type JournalRecord,
-  type SessionPolicy,
-  type SessionRecord,
-  type SessionState,
-} from '../../src/session/model';
+import { applyRecord, replay, snapshotRecords, WHOLE_FILE_UNKNOWN, type Actor, type JournalRecord, type SessionPolicy, type SessionRecord, type SessionState } from '../../src/session/model';
+import { decideBegin, decideCommit, decideFinish, decideRelease, decideSweep, uploadState } from '../../src/session/rules';
 
 const policy: SessionPolicy = { sessionTimeoutMs: 60_000, completedRetentionMs: 10_000, handoffTimeoutMs: 5_000 };
 const actor: Actor = { instanceId: 'me', singleInstance: true };
