@@ -60,6 +60,15 @@ export interface SessionRecord extends FileMeta {
   expiresAt: number;
   handoff?: HandoffClaim;
   completion?: CompletionRecord;
+  /**
+   * Started by a creation request (tus, the IETF draft) before any byte: it exists with no bytes,
+   * a failed request never removes it, and a null `total` is a length the client defers.
+   */
+  declared?: true;
+  /** tus concatenation: `partial` (complete without a hand-off; a final upload consumes it) or `final;<id> <id>…`. */
+  concat?: string;
+  /** tus `Upload-Metadata` as the creation request sent it (returned by HEAD). */
+  metadata?: string;
 }
 
 /** What stays of a completed session after its retention time: which file it left the backend (D9). */
@@ -76,7 +85,7 @@ export type JournalRecord =
   | { t: 'h'; r: SessionRecord }
   /** The data file was created: its identity. */
   | { t: 'f'; f: string }
-  /** Bytes s..e acknowledged (T: the total, set by a single-shot upload of unknown length); u updatedAt, x expiresAt. */
+  /** Bytes s..e acknowledged (none when s > e); T: the total, learned now (a body or deferred length of unknown size); u updatedAt, x expiresAt. */
   | { t: 'r'; s: number; e: number; T?: number; u: number; x: number }
   /** The hand-off was claimed by `o` at `at`; `m` is how the completing request described the file. */
   | { t: 'c'; o: string; at: number; m: FileMeta }
@@ -119,6 +128,14 @@ export interface SegmentRequest {
   meta: FileMeta;
   /** The data path a new session gets. */
   dataPath: string;
+  /**
+   * An append (tus PATCH, IETF draft): joins an existing session only (404 when there is none),
+   * at the offset where the session continues (`appendsAt`); `total` null means the session's own.
+   * `end` is `Number.MAX_SAFE_INTEGER` for a body of unknown length, `start - 1` for no bytes.
+   */
+  append?: boolean;
+  /** A creation request (tus, IETF draft): starts a declared session when there is none. */
+  declare?: { concat?: string; metadata?: string };
 }
 
 /** The byte range a single-shot upload of unknown length reserves: all of them. */
@@ -146,7 +163,7 @@ export function applyRecord(state: SessionState, rec: JournalRecord): SessionSta
       break;
     case 'r':
       if (rec.T !== undefined) record.total = rec.T;
-      record.ranges = addRange(record.ranges, { start: rec.s, end: rec.e });
+      if (rec.s <= rec.e) record.ranges = addRange(record.ranges, { start: rec.s, end: rec.e });
       record.updatedAt = rec.u;
       record.expiresAt = rec.x;
       break;
@@ -208,14 +225,32 @@ export function uploadState(record: SessionRecord, now: number, policy: SessionP
   return claimIsLive(record, now, policy, actor) ? 'handing-off' : 'incomplete';
 }
 
+/**
+ * Where the acknowledged bytes stop being contiguous from byte 0: the offset a tus or IETF client
+ * continues from (an append must start there).
+ */
+export function contiguousEnd(record: Pick<SessionRecord, 'ranges'>): number {
+  const first = record.ranges[0];
+  return first && first.start === 0 ? first.end + 1 : 0;
+}
+
+/**
+ * Where an append may start: the contiguous end; once every byte is in, also the last byte (sent
+ * again to trigger a hand-off that did not happen) and the end (an append of no bytes).
+ */
+export function appendsAt(record: SessionRecord, offset: number): boolean {
+  if (offset === contiguousEnd(record)) return true;
+  return isFileComplete(record) && (offset === record.total! - 1 || offset === record.total);
+}
+
 /** A refusal: the status the client gets, and why (503s carry Retry-After: the same request will do later). */
 export interface Refusal {
   kind: 'refuse';
-  status: 409 | 503;
+  status: 404 | 409 | 413 | 503;
   reason: string;
 }
 
-const refuse = (status: 409 | 503, reason: string): Refusal => ({ kind: 'refuse', status, reason });
+const refuse = (status: Refusal['status'], reason: string): Refusal => ({ kind: 'refuse', status, reason });
 
 export type BeginDecision =
   /** The stored session is expired: expire it (data and state), then decide again on nothing. */
@@ -241,18 +276,38 @@ export function decideBegin(
   actor: Actor,
 ): BeginDecision {
   if (current && isExpired(current, now)) return { kind: 'expired', record: current };
+  if (!current && segment.append) return refuse(404, `unknown upload ${segment.id}`);
   if (current) {
-    if (current.total === null) return refuse(503, 'a single-shot upload of this session is in flight');
-    if (segment.total !== null && current.total !== segment.total) {
+    if (current.total === null && !current.declared) return refuse(503, 'a single-shot upload of this session is in flight');
+    if (segment.total !== null && current.total !== null && current.total !== segment.total) {
       return refuse(409, current.completion
         ? `session ${current.id} already completed an upload of ${current.total} bytes`
         : `total ${segment.total} differs from the session's total ${current.total}`);
     }
+    if (segment.total !== null && current.total === null) {
+      const held = current.ranges.length > 0 ? current.ranges[current.ranges.length - 1]!.end + 1 : 0;
+      if (segment.total < held) return refuse(409, `length ${segment.total} is less than the ${held} bytes already received`);
+    }
     if (claimIsLive(current, now, policy, actor)) return refuse(503, 'the upload is being handed to the backend; retry shortly');
+    if (segment.append && !appendsAt(current, segment.start)) {
+      return refuse(409, `offset ${segment.start} is not where the upload continues (${contiguousEnd(current)})`);
+    }
   }
   const total = current ? current.total : segment.total;
-  // A single-shot upload of unknown length claims the whole file (all of it, while the total is unknown).
-  const reserve = total === null ? WHOLE_FILE_UNKNOWN : segment.total === null ? { start: 0, end: total - 1 } : { start: segment.start, end: segment.end };
+  let reserve: ByteRange;
+  if (segment.append || segment.declare || current?.declared) {
+    // Appends and declared sessions: the request's own bytes, within the length once it is known.
+    const limit = total ?? segment.total;
+    let end = segment.end;
+    if (limit !== null && end > limit - 1) {
+      if (end !== WHOLE_FILE_UNKNOWN.end) return refuse(413, `the bytes end at ${end + 1}, beyond the upload's length ${limit}`);
+      end = Math.max(limit - 1, segment.start - 1);
+    }
+    reserve = { start: segment.start, end };
+  } else {
+    // A single-shot upload of unknown length claims the whole file (all of it, while the total is unknown).
+    reserve = total === null ? WHOLE_FILE_UNKNOWN : segment.total === null ? { start: 0, end: total - 1 } : { start: segment.start, end: segment.end };
+  }
   if (inFlight.some((r) => overlaps(r, reserve))) return refuse(503, 'the range overlaps a segment of this session still in flight');
   if (current) return { kind: 'join', record: current, reserve };
   const replaces = tombstone && tombstone.dataPath === segment.dataPath ? tombstone.fileId : null;
@@ -262,8 +317,14 @@ export function decideBegin(
     record: {
       id: segment.id, total: segment.total, ranges: [], dataPath: segment.dataPath, fileId: null, replaces,
       ...segment.meta, createdAt: now, updatedAt: now, expiresAt: now + policy.sessionTimeoutMs,
+      ...declaredFields(segment.declare),
     },
   };
+}
+
+function declaredFields(declare: SegmentRequest['declare']): Pick<SessionRecord, 'declared' | 'concat' | 'metadata'> {
+  if (!declare) return {};
+  return { declared: true, ...(declare.concat ? { concat: declare.concat } : {}), ...(declare.metadata ? { metadata: declare.metadata } : {}) };
 }
 
 export type CommitDecision =
@@ -282,7 +343,7 @@ export type CommitDecision =
  */
 export function decideCommit(
   current: SessionRecord | undefined,
-  segment: { createdAt: number; start: number; end: number; total: number; meta: FileMeta },
+  segment: { createdAt: number; start: number; end: number; total: number | null; meta: FileMeta },
   now: number,
   policy: SessionPolicy,
   actor: Actor,
@@ -294,13 +355,14 @@ export function decideCommit(
   if (isFileComplete(current)) {
     if (current.completion) return { kind: 'replay', record: current };
     if (claimIsLive(current, now, policy, actor)) return refuse(503, 'the upload is being handed to the backend; retry shortly');
-  } else {
+  } else if (segment.start <= segment.end || (current.total === null && segment.total !== null)) {
     const range: JournalRecord = { t: 'r', s: segment.start, e: segment.end, u: now, x: now + policy.sessionTimeoutMs };
-    if (current.total === null) range.T = segment.total;
+    if (current.total === null && segment.total !== null) range.T = segment.total;
     records.push(range);
   }
   let record = records.reduce((s, r) => applyRecord(s, r), { record: current } as SessionState).record!;
-  if (!isFileComplete(record)) return { kind: 'partial', record, records };
+  // A partial upload of a tus concatenation is complete without a hand-off: its final upload is handed off.
+  if (!isFileComplete(record) || record.concat === 'partial') return { kind: 'partial', record, records };
   const claim: JournalRecord = { t: 'c', o: actor.instanceId, at: now, m: segment.meta };
   records.push(claim);
   record = applyRecord({ record }, claim).record!;
@@ -326,7 +388,21 @@ export function decideFinish(current: SessionRecord | undefined, completion: Com
  */
 export function decideSweep(record: SessionRecord, now: number): 'keep' | 'expire' | 'retire' {
   if (!isExpired(record, now)) return 'keep';
-  return record.completion && record.fileId !== null && !record.completion.fileRemoved ? 'retire' : 'expire';
+  return leftForBackend(record) ? 'retire' : 'expire';
+}
+
+/** The session's file is the backend's now (handed off, not cleaned up): removing the session keeps it (D9). */
+function leftForBackend(record: SessionRecord): boolean {
+  return !!record.completion && record.fileId !== null && !record.completion.fileRemoved;
+}
+
+/**
+ * The client cancels the upload (tus termination, IETF cancellation): like an expiry now, refused
+ * while a hand-off is in progress.
+ */
+export function decideTerminate(record: SessionRecord, now: number, policy: SessionPolicy, actor: Actor): Refusal | 'expire' | 'retire' {
+  if (claimIsLive(record, now, policy, actor)) return refuse(409, 'the upload is being handed to the backend; it cannot be cancelled');
+  return leftForBackend(record) ? 'retire' : 'expire';
 }
 
 /** The tombstone a retired session leaves. */

@@ -21,6 +21,7 @@ import {
   decideFinish,
   decideRelease,
   decideSweep,
+  decideTerminate,
   isExpired,
   isFileComplete,
   replay,
@@ -39,7 +40,7 @@ import {
 import type { DataFilePool } from '../store/data-file-pool';
 import { createExclusive, fileIdAt, NameTakenError, openOwned, unlinkIfOwned, type FileId } from '../store/files';
 import { storageError } from '../store/store-errors';
-import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine, WriteFence } from './engine';
+import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine, type WriteFence } from './engine';
 import { Journal, JOURNAL_TEMPORARY, readJournal, removeJournal, writeJournalAtomically } from './journal';
 
 const SUFFIX = '.journal';
@@ -243,11 +244,11 @@ export class FileSessionEngine implements SessionEngine {
     await this.replaceState(entry, restore, policy);
   }
 
-  async commit(ticket: SegmentTicket, proved: { total: number; meta: SegmentRequest['meta'] }, policy: EnginePolicy): Promise<CommitOutcome> {
+  async commit(ticket: SegmentTicket, proved: ProvedSegment, policy: EnginePolicy): Promise<CommitOutcome> {
     const entry = this.entries.get(ticket.id)!;
     try {
       const outcome = await this.turn(entry, async (): Promise<CommitOutcome> => {
-        const end = Math.min(ticket.range.end, proved.total - 1);
+        const end = committedEnd(ticket.range, proved);
         const decision = decideCommit(entry.state.record, { createdAt: ticket.record.createdAt, start: ticket.range.start, end, total: proved.total, meta: proved.meta }, Date.now(), policy, this.actor);
         if (decision.kind === 'refuse') throw refusalError(decision);
         if (decision.kind === 'replay') return decision;
@@ -315,6 +316,23 @@ export class FileSessionEngine implements SessionEngine {
     const entry = await this.pin(record.id);
     try {
       await this.turn(entry, () => this.append(entry, decideRelease(entry.state.record, claim)));
+    } finally {
+      entry.pins--;
+    }
+  }
+
+  async terminate(id: string, policy: EnginePolicy): Promise<boolean> {
+    const entry = await this.pin(id);
+    try {
+      return await this.turn(entry, async () => {
+        const record = entry.state.record;
+        if (!record || isExpired(record, Date.now())) return false;
+        const decision = decideTerminate(record, Date.now(), policy, this.actor);
+        if (typeof decision !== 'string') throw refusalError(decision);
+        // As the sweep does, with the session's time up now.
+        await this.sweepSession(entry, policy, Math.max(Date.now(), record.expiresAt));
+        return true;
+      });
     } finally {
       entry.pins--;
     }
@@ -542,7 +560,7 @@ export class FileSessionEngine implements SessionEngine {
 /** A session that has not acknowledged a byte and has no segment in flight. */
 function isUnused(entry: Entry): boolean {
   const record = entry.state.record;
-  return !!record && record.ranges.length === 0 && !record.completion && entry.inFlight.size === 0;
+  return !!record && record.ranges.length === 0 && !record.completion && !record.declared && entry.inFlight.size === 0;
 }
 
 /** The tombstone a new session was about to replace (its file still in place). */
