@@ -7,6 +7,9 @@ import { uploadState } from '../session/model';
 import { lastRawHeader, renderAddHeaders, variableLookup } from './variables';
 import { sendSessionStatus } from './responses';
 import type { UploadServices } from './services';
+import { discoveryHeaders, resumableRequest } from './resumable-protocols';
+import { handleTus } from './tus';
+import { handleIetf } from './ietf';
 
 /** Multipart/form-data handling is composed in separately (its own handler). */
 export type MultipartHandler = (ctx: Parameters<Middleware>[0], location: LocationConfig, services: UploadServices) => Promise<void>;
@@ -19,10 +22,15 @@ export function uploadLocation(location: LocationConfig, services: UploadService
     if (location.clientMaxBodySize > 0 && declared > location.clientMaxBodySize) {
       throw new UploadError(413, `request body larger than client_max_body_size (${location.clientMaxBodySize} bytes)`);
     }
+    // tus and the IETF draft (upload_tus on): requests that carry their headers.
+    const resumable = resumableRequest(ctx, location);
+    if (resumable?.protocol === 'tus') return handleTus(ctx, location, services, resumable.target);
+    if (resumable?.protocol === 'ietf') return handleIetf(ctx, location, services, resumable.version, resumable.target);
     switch (req.method) {
       case 'OPTIONS': {
         ctx.status = 200;
         for (const [name, value] of renderAddHeaders(location, variableLookup(req, null))) ctx.append(name, value);
+        if (location.tus) for (const [name, value] of discoveryHeaders(location)) ctx.set(name, value);
         ctx.body = Buffer.alloc(0);
         ctx.remove('Content-Type');
         return;

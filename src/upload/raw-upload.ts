@@ -105,7 +105,7 @@ export async function handleRawUpload(ctx: Context, location: LocationConfig, se
   return handleTemporaryUpload(ctx, location, services, headers);
 }
 
-function sessionDataPath(location: LocationConfig, id: string): string {
+export function sessionDataPath(location: LocationConfig, id: string): string {
   return path.join(location.store.dir, hashedRelativePath(id, location.store.levels));
 }
 
@@ -200,7 +200,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   return completeSession(ctx, location, services, outcome.record, outcome.claim, singleShot ? { ...vars, contentRange: 'bytes 0-0/0' } : vars, contentRange, streamed);
 }
 
-function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {
+export function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {
   return {
     fieldName: record.fieldName,
     fileName: record.fileName,
