@@ -61,3 +61,60 @@ export function expectHandedOffOnce(gw: TestGateway, name: string, data: Buffer)
   expect(gw.backend.field(call, 'number')).toBe('1');
   return call;
 }
+
+/**
+ * A TCP relay in front of the gateway that cuts connections: each connection that has carried
+ * more than `cutAfter` bytes towards the gateway is cut (both sides) while `cuts` remain. Counts
+ * the bytes it passed towards the gateway.
+ */
+export class CuttingRelay {
+  upBytes = 0;
+  cutsDone = 0;
+  port = 0;
+  private server!: import('node:net').Server;
+  private readonly sockets = new Set<import('node:net').Socket>();
+
+  constructor(private readonly targetPort: number, private readonly cutAfter: number, private cuts = 1) {}
+
+  async start(): Promise<this> {
+    const net = await import('node:net');
+    this.server = net.createServer((client) => {
+      const upstream = net.connect(this.targetPort, '127.0.0.1');
+      let up = 0;
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => undefined);
+      }
+      client.on('data', (d: Buffer) => {
+        up += d.length;
+        if (this.cuts > 0 && up > this.cutAfter) {
+          this.cuts--;
+          this.cutsDone++;
+          client.resetAndDestroy();
+          upstream.destroy();
+          return;
+        }
+        this.upBytes += d.length;
+        if (!upstream.write(d)) client.pause();
+      });
+      upstream.on('drain', () => client.resume());
+      upstream.on('data', (d: Buffer) => {
+        if (!client.write(d)) upstream.pause();
+      });
+      client.on('drain', () => upstream.resume());
+      client.on('end', () => upstream.end());
+      upstream.on('end', () => client.end());
+      client.on('close', () => upstream.destroy());
+      upstream.on('close', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as import('node:net').AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
