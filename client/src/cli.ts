@@ -10,6 +10,7 @@ import { fileUploader, sessionIdFor } from './node';
 import { isAbortError, UploadError } from './core/retry';
 import type { Progress } from './core/progress';
 import type { UploaderOptions } from './core/types';
+import { uploadWithTus } from './tus-upload';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080/upload';
 
@@ -27,6 +28,8 @@ again, it continues where the server stopped.
   --checksum ALG       md5 or sha256 checksum of every segment (D21)
   --name NAME          file name sent to the server (default: the file's)
   --type TYPE          Content-Type of the segments (default application/octet-stream)
+  --protocol P         segments (the module's, default) or tus (tus 1.0, for a location with
+                       upload_tus on; its upload URL is kept in ~/.upload-gateway to resume)
   --quiet              no progress output
 `;
 
@@ -82,11 +85,12 @@ interface Args {
   checksum?: 'md5' | 'sha256';
   name?: string;
   type?: string;
+  protocol: 'segments' | 'tus';
   quiet: boolean;
 }
 
 function parseArgs(argv: string[]): Args | 'help' {
-  const args: Partial<Args> & { headers: Array<[string, string]> } = { url: DEFAULT_URL, segment: 8 * 1024 * 1024, concurrency: 4, retries: 10, headers: [], quiet: false };
+  const args: Partial<Args> & { headers: Array<[string, string]> } = { url: DEFAULT_URL, segment: 8 * 1024 * 1024, concurrency: 4, retries: 10, headers: [], quiet: false, protocol: 'segments' };
   const files: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     let arg = argv[i]!;
@@ -144,6 +148,12 @@ function parseArgs(argv: string[]): Args | 'help' {
       case '--type':
         args.type = value();
         break;
+      case '--protocol': {
+        const v = value();
+        if (v !== 'segments' && v !== 'tus') throw new Error(`--protocol is segments or tus, got ${JSON.stringify(v)}`);
+        args.protocol = v;
+        break;
+      }
       case '--quiet':
       case '-q':
         args.quiet = true;
@@ -222,6 +232,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   const isHttps = args.url.startsWith('https:');
   const agent = isHttps ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   try {
+    if (args.protocol === 'tus') {
+      const result = await uploadWithTus({
+        file: args.file, url: args.url, chunkSize: args.segment, headers: args.headers, retries: args.retries,
+        name: args.name, type: args.type, signal: controller.signal, onProgress,
+        onResume: (url) => args.quiet || say(`resuming ${url}`),
+      });
+      clearBar();
+      if (!args.quiet) say(`done: the backend answered ${result.status} (${result.url})`);
+      if (result.body !== '') io.stdout.write(result.body.endsWith('\n') ? result.body : `${result.body}\n`);
+      return 0;
+    }
     const sourceOptions = { name: args.name, type: args.type };
     const sessionId = args.session ?? (await sessionIdFor(args.file, sourceOptions));
     const options: UploaderOptions = {
