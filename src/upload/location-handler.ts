@@ -30,7 +30,7 @@ export function uploadLocation(location: LocationConfig, services: UploadService
       case 'OPTIONS': {
         ctx.status = 200;
         for (const [name, value] of renderAddHeaders(location, variableLookup(req, null))) ctx.append(name, value);
-        if (location.tus) for (const [name, value] of discoveryHeaders(location)) ctx.set(name, value);
+        for (const [name, value] of discoveryHeaders(ctx, location)) ctx.set(name, value);
         ctx.body = Buffer.alloc(0);
         ctx.remove('Content-Type');
         return;

@@ -101,8 +101,14 @@ export function uploadLimit(location: LocationConfig, record: SessionRecord | nu
   return formatUploadLimit({ maxSize: location.maxFileSize, maxAppendSize: location.clientMaxBodySize, maxAgeSeconds: maxAgeMs === null ? null : Math.floor(maxAgeMs / 1000) });
 }
 
-/** What OPTIONS adds on an `upload_tus on` location: tus discovery and the draft's limits. */
-export function discoveryHeaders(location: LocationConfig): Array<[string, string]> {
+/**
+ * What OPTIONS adds on an `upload_tus on` location for a tus or draft client (one that sends
+ * `Tus-Resumable` or `Upload-Draft-Interop-Version`, as they do on their requests): tus discovery
+ * and the draft's limits. The module's clients get the module's answer, unchanged.
+ */
+export function discoveryHeaders(ctx: Context, location: LocationConfig): Array<[string, string]> {
+  const req = ctx.req;
+  if (!location.tus || (lastRawHeader(req, 'tus-resumable') === undefined && ietfInteropVersion(lastRawHeader(req, 'upload-draft-interop-version')) === null)) return [];
   const headers: Array<[string, string]> = [
     ['Tus-Resumable', TUS_VERSION],
     ['Tus-Version', TUS_VERSION],

@@ -31,8 +31,12 @@ function patch(url: string, offset: number, body: Buffer, extra: Array<[string, 
   return request(gw, 'PATCH', url, [[...TUS], [...OCTETS], ['Upload-Offset', String(offset)], ...extra], body);
 }
 
-test('OPTIONS: tus discovery and the draft\'s limits on an upload_tus location; the module\'s answer otherwise unchanged', async () => {
-  const res = await request(gw, 'OPTIONS', '/upload', []);
+test('OPTIONS: tus discovery and the draft\'s limits for tus and draft clients on an upload_tus location; the module\'s answer otherwise unchanged', async () => {
+  const moduleClient = await request(gw, 'OPTIONS', '/upload', []);
+  expect(moduleClient.status).toBe(200);
+  expect(Object.keys(moduleClient.headers).filter((h) => h.startsWith('tus-') || h.startsWith('upload-'))).toEqual([]);
+  expect((await request(gw, 'OPTIONS', '/upload', [['Upload-Draft-Interop-Version', '8']])).headers['upload-limit']).toBe('max-append-size=104857600, max-age=86400');
+  const res = await request(gw, 'OPTIONS', '/upload', [[...TUS]]);
   expect(res.status).toBe(200);
   expect(res.headers['tus-version']).toBe('1.0.0');
   expect(res.headers['tus-extension']).toBe('creation,creation-with-upload,creation-defer-length,termination,expiration,checksum,concatenation');
@@ -260,4 +264,10 @@ test('a hand-off that fails (backend unreachable) keeps the upload: HEAD reports
   expect(head.headers['upload-offset']).toBe('1199');
   expect((await patch(url, 1199, data.subarray(1199))).status).toBe(200);
   expectHandedOffOnce(gw, 'retry.bin', data);
+});
+
+test('upload_tus needs a prefix location (upload URLs are below it)', async () => {
+  const { parseConfig } = await import('../../src/config/parse');
+  expect(() => parseConfig('location = /x {\n    upload_pass http://127.0.0.1:9;\n    upload_tus on;\n}\n', 't.conf')).toThrow('"upload_tus" needs a prefix location (upload URLs are /x/<id>), not "location = /x"');
+  expect(parseConfig('location /x {\n    upload_pass http://127.0.0.1:9;\n    upload_tus on;\n}\n', 't.conf').locations[0]!.tus).toBe(true);
 });
