@@ -13,11 +13,10 @@ import type { ExpectedChecksum } from '../protocol/checksum';
 import { WHOLE_FILE_UNKNOWN, type FileMeta, type SessionRecord } from '../session/model';
 import type { CommitOutcome, SegmentTicket } from '../state/engine';
 import { bodyError } from '../store/store-errors';
-import { SegmentWriter } from '../store/segment-writer';
 import { FileDigests } from '../store/digests';
 import { receiveBody } from './receive-body';
 import { digestsNeeded, renderAddHeaders, variableLookup } from './variables';
-import { completeSession, sessionDataPath, sessionVariables } from './raw-upload';
+import { completeSession, segmentWriter, sessionDataPath, sessionVariables } from './raw-upload';
 import { replayCompletion } from './responses';
 import { uploadObserver } from './observer';
 import type { UploadServices } from './services';
@@ -82,22 +81,14 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
       const room = ticket.range.end === WHOLE_FILE_UNKNOWN.end
         ? Math.min(location.maxFileSize > 0 ? location.maxFileSize : Infinity, services.maxFileSize(location)) - start
         : ticket.range.end - start + 1;
-      const writer = new SegmentWriter({
-        handle: ticket.file?.handle ?? null, start, expectedLength: length ?? Math.max(0, room), compare,
+      const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
+        start, expectedLength: length ?? Math.max(0, room), compare, softLimit: 0,
         digesters: [...(checksumDigests?.digesters() ?? []), ...(inOrder?.digesters() ?? [])],
-        limitRate: location.limitRate, softLimit: 0,
-        beforeWrite: () => ticket.fence.check(),
-        flush: policy.durable && ticket.file ? () => ticket.file!.flush() : undefined,
-        onReceived: progress ? (n) => progress.bytes(n) : undefined,
       });
-      // A reservation lost mid-stream (shared state): stop writing at once; nothing is recorded.
-      const stopWriting = () => writer.destroy(ticket.fence.lost.reason as Error);
-      if (ticket.fence.lost.aborted) stopWriting();
-      else ticket.fence.lost.addEventListener('abort', stopWriting);
       try {
         await receiveBody(ctx.req, ctx.res, writer, location);
       } finally {
-        ticket.fence.lost.removeEventListener('abort', stopWriting);
+        unfence();
       }
       received = writer.received;
       if (length !== null && received !== length) throw new UploadError(400, `request body has ${received} bytes, Content-Length announced ${length}`);

@@ -20,7 +20,6 @@ import { CONTROL_CHARACTERS, parseContentDisposition, stripPath } from '../proto
 import { UploadError } from '../protocol/http-errors';
 import {
   IETF_CURRENT_INTEROP_VERSION,
-  parseByteCount,
   parseUploadComplete,
   uploadPath,
   type IetfInteropVersion,
@@ -28,7 +27,7 @@ import {
 import { contiguousEnd, type SessionRecord } from '../session/model';
 import { appendToSession, finishOutcome, type AppendResult } from './append';
 import { writeInterim } from './interim';
-import { creationId, methodOf, resumeOffset, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
+import { answerEmpty, bodyLength, byteCountHeader, creationId, methodOf, resumeOffset, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
 import { lastRawHeader } from './variables';
 import type { UploadServices } from './services';
 
@@ -50,7 +49,7 @@ export async function handleIetf(ctx: Context, location: LocationConfig, service
     if (method === 'PATCH') return await append(ctx, location, services, version, id);
     if (method === 'DELETE') {
       if (!(await services.sessions(location).terminate(id, services.policy(location)))) throw new UploadError(404, `unknown upload ${id}`);
-      return answer(ctx, 204, []);
+      return answerEmpty(ctx, 204, []);
     }
     throw new UploadError(405, `method ${method} not allowed on an upload`, { Allow: 'HEAD, GET, PATCH, DELETE, OPTIONS' });
   } catch (err) {
@@ -63,20 +62,7 @@ export async function handleIetf(ctx: Context, location: LocationConfig, service
   }
 }
 
-function answer(ctx: Context, status: number, headers: Header[]): void {
-  ctx.status = status;
-  for (const [name, value] of headers) ctx.set(name, value);
-  ctx.body = Buffer.alloc(0);
-  ctx.remove('Content-Type');
-}
 
-function byteCount(ctx: Context, name: string): number | null {
-  const value = lastRawHeader(ctx.req, name);
-  if (value === undefined) return null;
-  const parsed = parseByteCount(value, name);
-  if (!parsed.ok) throw new UploadError(400, parsed.reason);
-  return parsed.value;
-}
 
 function uploadComplete(ctx: Context): boolean {
   const value = lastRawHeader(ctx.req, 'upload-complete');
@@ -86,9 +72,6 @@ function uploadComplete(ctx: Context): boolean {
   return parsed.value;
 }
 
-function bodyLength(ctx: Context): number | null {
-  return /chunked/i.test(String(ctx.req.headers['transfer-encoding'] ?? '')) ? null : Number(ctx.req.headers['content-length'] ?? 0);
-}
 
 /**
  * The offset reported: version 8 reports every byte it holds (a complete file awaiting its
@@ -112,7 +95,7 @@ async function answerAppend(ctx: Context, location: LocationConfig, services: Up
     for (const [name, value] of [...created, ['Upload-Complete', '?1'], ['Upload-Offset', String(record.total)]] as Header[]) ctx.set(name, value);
     return;
   }
-  answer(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(location, record, version)]);
+  answerEmpty(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(location, record, version)]);
 }
 
 /** How the creation request describes the file: Content-Disposition's name (the draft recommends `inline`), else the upload's id. */
@@ -134,7 +117,7 @@ function describedFile(ctx: Context, id: string): { fileName: string; contentTyp
 
 async function create(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion): Promise<void> {
   const completes = uploadComplete(ctx);
-  const declared = byteCount(ctx, 'upload-length');
+  const declared = byteCountHeader(ctx, 'upload-length');
   const length = bodyLength(ctx);
   if (completes && declared !== null && length !== null && declared !== length) {
     throw new UploadError(400, `inconsistent length values for upload: Upload-Length ${declared}, Content-Length ${length} with Upload-Complete: ?1`);
@@ -175,17 +158,17 @@ async function create(ctx: Context, location: LocationConfig, services: UploadSe
 async function offsetRetrieval(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion, id: string): Promise<void> {
   const record = await services.sessions(location).status(id);
   if (!record) throw new UploadError(404, `unknown upload ${id}`);
-  answer(ctx, 204, [...stateHeaders(location, record, version), ['Cache-Control', 'no-store']]);
+  answerEmpty(ctx, 204, [...stateHeaders(location, record, version), ['Cache-Control', 'no-store']]);
 }
 
 async function append(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion, id: string): Promise<void> {
   const type = lastRawHeader(ctx.req, 'content-type')?.trim().toLowerCase();
   if (version !== 5 && type !== PARTIAL_UPLOAD) throw new UploadError(415, `an append needs Content-Type: ${PARTIAL_UPLOAD}`);
-  const start = byteCount(ctx, 'upload-offset');
+  const start = byteCountHeader(ctx, 'upload-offset');
   if (start === null) throw new UploadError(400, 'an append needs Upload-Offset');
   const completes = uploadComplete(ctx);
   const length = bodyLength(ctx);
-  const total = byteCount(ctx, 'upload-length') ?? (completes && length !== null ? start + length : null);
+  const total = byteCountHeader(ctx, 'upload-length') ?? (completes && length !== null ? start + length : null);
   const result = await appendToSession(ctx, location, services, { id, start, length, total, completes, checksum: null });
   await answerAppend(ctx, location, services, version, result, start, []);
 }

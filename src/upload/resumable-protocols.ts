@@ -120,6 +120,28 @@ export function discoveryHeaders(ctx: Context, location: LocationConfig): Array<
   return headers;
 }
 
+/** An answer without a body (the protocols' own answers). */
+export function answerEmpty(ctx: Context, status: number, headers: ReadonlyArray<readonly [string, string]>): void {
+  ctx.status = status;
+  for (const [name, value] of headers) ctx.set(name, value);
+  ctx.body = Buffer.alloc(0);
+  ctx.remove('Content-Type');
+}
+
+/** A byte count header (`Upload-Offset`, `Upload-Length`), null when absent; malformed → 400. */
+export function byteCountHeader(ctx: Context, name: string): number | null {
+  const value = lastRawHeader(ctx.req, name);
+  if (value === undefined) return null;
+  const parsed = parseByteCount(value, name);
+  if (!parsed.ok) throw new UploadError(400, parsed.reason);
+  return parsed.value;
+}
+
+/** The request body's Content-Length, null for a chunked body. */
+export function bodyLength(ctx: Context): number | null {
+  return /chunked/i.test(String(ctx.req.headers['transfer-encoding'] ?? '')) ? null : Number(ctx.req.headers['content-length'] ?? 0);
+}
+
 /** An error answer with the protocol's headers added (the error responder keeps only an error's own headers). */
 export function withHeaders(err: unknown, headers: Record<string, string>): unknown {
   if (!(err instanceof UploadError)) return err;

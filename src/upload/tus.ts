@@ -13,7 +13,6 @@ import { UploadError } from '../protocol/http-errors';
 import {
   fileFromMetadata,
   httpDate,
-  parseByteCount,
   parseUploadChecksum,
   parseUploadConcat,
   parseUploadMetadata,
@@ -27,7 +26,7 @@ import { concatenateInto } from '../store/concatenate';
 import { storageError } from '../store/store-errors';
 import { appendToSession, finishOutcome, type AppendResult } from './append';
 import { sessionDataPath } from './raw-upload';
-import { concatenationId, creationId, methodOf, resumeOffset, withHeaders, type UploadTarget } from './resumable-protocols';
+import { answerEmpty, bodyLength, byteCountHeader, concatenationId, creationId, methodOf, resumeOffset, withHeaders, type UploadTarget } from './resumable-protocols';
 import { lastRawHeader } from './variables';
 import type { UploadServices } from './services';
 
@@ -48,7 +47,7 @@ export async function handleTus(ctx: Context, location: LocationConfig, services
       await patch(ctx, location, services, target.id);
     } else if (method === 'DELETE') {
       if (!(await services.sessions(location).terminate(target.id, services.policy(location)))) throw new UploadError(404, `unknown upload ${target.id}`);
-      answer(ctx, 204, []);
+      answerEmpty(ctx, 204, []);
     } else {
       throw new UploadError(405, `method ${method} not allowed on an upload`, { Allow: 'HEAD, PATCH, DELETE, OPTIONS' });
     }
@@ -58,29 +57,12 @@ export async function handleTus(ctx: Context, location: LocationConfig, services
   }
 }
 
-function answer(ctx: Context, status: number, headers: Header[]): void {
-  ctx.status = status;
-  for (const [name, value] of headers) ctx.set(name, value);
-  ctx.body = Buffer.alloc(0);
-  ctx.remove('Content-Type');
-}
 
 function header(ctx: Context, name: string): string | undefined {
   return lastRawHeader(ctx.req, name);
 }
 
-function byteCount(ctx: Context, name: string): number | null {
-  const value = header(ctx, name);
-  if (value === undefined) return null;
-  const parsed = parseByteCount(value, name);
-  if (!parsed.ok) throw new UploadError(400, parsed.reason);
-  return parsed.value;
-}
 
-/** Content-Length, null for a chunked body. */
-function bodyLength(ctx: Context): number | null {
-  return /chunked/i.test(String(ctx.req.headers['transfer-encoding'] ?? '')) ? null : Number(ctx.req.headers['content-length'] ?? 0);
-}
 
 function checksumOf(ctx: Context) {
   const value = header(ctx, 'upload-checksum');
@@ -110,7 +92,7 @@ async function answerAppend(ctx: Context, location: LocationConfig, services: Up
     for (const [name, value] of [...created, ['Upload-Offset', String(record.total)] as Header]) ctx.set(name, value);
     return;
   }
-  answer(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(record)]);
+  answerEmpty(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(record)]);
 }
 
 async function create(ctx: Context, location: LocationConfig, services: UploadServices): Promise<void> {
@@ -122,7 +104,7 @@ async function create(ctx: Context, location: LocationConfig, services: UploadSe
   if (concat && !concat.ok) throw new UploadError(400, concat.reason);
   if (concat?.value.kind === 'final') return createFinal(ctx, location, services, concat.value.urls, metadata.value, rawMetadata);
 
-  const total = byteCount(ctx, 'upload-length');
+  const total = byteCountHeader(ctx, 'upload-length');
   const deferred = header(ctx, 'upload-defer-length');
   if (deferred !== undefined && deferred.trim() !== '1') throw new UploadError(400, 'Upload-Defer-Length must be 1');
   if ((total === null) === (deferred === undefined)) throw new UploadError(400, 'a creation needs either Upload-Length or Upload-Defer-Length: 1');
@@ -155,14 +137,14 @@ async function head(ctx: Context, location: LocationConfig, services: UploadServ
   else if (record.concat?.startsWith('final;')) {
     headers.push(['Upload-Concat', `final;${record.concat.slice(6).split(' ').map((part) => uploadPath(location.path, part)).join(' ')}`]);
   }
-  answer(ctx, 200, headers);
+  answerEmpty(ctx, 200, headers);
 }
 
 async function patch(ctx: Context, location: LocationConfig, services: UploadServices, id: string): Promise<void> {
   if (header(ctx, 'content-type')?.trim().toLowerCase() !== TUS_CONTENT_TYPE) throw new UploadError(415, `PATCH needs Content-Type: ${TUS_CONTENT_TYPE}`);
-  const start = byteCount(ctx, 'upload-offset');
+  const start = byteCountHeader(ctx, 'upload-offset');
   if (start === null) throw new UploadError(400, 'PATCH needs Upload-Offset');
-  const total = byteCount(ctx, 'upload-length');
+  const total = byteCountHeader(ctx, 'upload-length');
   if (total !== null) checkLength(location, services, total);
   const result = await appendToSession(ctx, location, services, { id, start, length: bodyLength(ctx), total, completes: false, checksum: checksumOf(ctx) });
   await answerAppend(ctx, location, services, result, start, []);

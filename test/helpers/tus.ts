@@ -4,6 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { relayConnection } from '../client/helpers';
 import { DEFAULT_LOCATION, httpRequest, rawRequest, startTestGateway, type BackendCall, type RawResponse, type TestGateway } from './gateway';
 
 export const TUS = ['Tus-Resumable', '1.0.0'] as const;
@@ -81,32 +82,21 @@ export class CuttingRelay {
     this.server = net.createServer((client) => {
       const upstream = net.connect(this.targetPort, '127.0.0.1');
       let up = 0;
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.on('data', (d: Buffer) => {
-        up += d.length;
-        if (this.cuts > 0 && up > this.cutAfter) {
-          this.cuts--;
-          this.cutsDone++;
-          client.resetAndDestroy();
-          upstream.destroy();
-          return;
-        }
-        this.upBytes += d.length;
-        if (!upstream.write(d)) client.pause();
+      relayConnection(client, upstream, this.sockets, {
+        up: (d) => {
+          up += d.length;
+          if (this.cuts > 0 && up > this.cutAfter) {
+            this.cuts--;
+            this.cutsDone++;
+            client.resetAndDestroy();
+            upstream.destroy();
+            return false;
+          }
+          this.upBytes += d.length;
+          return true;
+        },
+        down: () => true,
       });
-      upstream.on('drain', () => client.resume());
-      upstream.on('data', (d: Buffer) => {
-        if (!client.write(d)) upstream.pause();
-      });
-      client.on('drain', () => upstream.resume());
-      client.on('end', () => upstream.end());
-      upstream.on('end', () => client.end());
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
     });
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
     this.port = (this.server.address() as import('node:net').AddressInfo).port;

@@ -3,15 +3,14 @@
  * with Ctrl-C and run again, it resumes the same upload from the server's offset; the backend gets
  * the file once, byte-identical.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { REPO_ROOT, tempDir } from '../helpers/process';
+import { tempDir } from '../helpers/process';
+import { runUploadCli } from '../client/helpers';
 import { dataPath, sleep, type TestGateway } from '../helpers/gateway';
 import { randomFile } from '../helpers/segments';
 import { expectHandedOffOnce, request, startTusGateway, TUS } from '../helpers/tus';
 
-const BIN = path.join(REPO_ROOT, 'bin/upload-gateway.js');
 let gw: TestGateway;
 let home: string;
 
@@ -22,13 +21,7 @@ beforeAll(async () => {
 afterAll(() => gw.close());
 
 function run(args: string[]) {
-  const child = spawn(process.execPath, [BIN, 'upload', ...args], { cwd: home, env: { ...process.env, HOME: home }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-  return { done, interrupt: () => child.kill('SIGINT') };
+  return runUploadCli(args, { cwd: home, env: { ...process.env, HOME: home } });
 }
 
 test('--protocol tus: Ctrl-C mid-upload, run again: the same upload resumes and is handed off once', async () => {
