@@ -4,10 +4,11 @@
 //   client.js               browser script for <script src="/client.js"> (served by the gateway):
 //                           global `UploadGateway`, and `fileUploader` as the original defined it
 //   browser.mjs             browser ES module (the "browser" export condition, for bundlers)
+//   tus.js                  tus-js-client's browser build (global `tus`), for the upload page's tus option
 //   types/                  declarations (tsc)
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { copyFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,6 +37,9 @@ await Promise.all([
   build({ ...browser, entryPoints: [src('browser.ts')], format: 'esm', outfile: path.join(out, 'browser.mjs') }),
 ]);
 
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const require = createRequire(import.meta.url);
+copyFileSync(require.resolve('tus-js-client/dist/tus.min.js'), path.join(out, 'tus.js'));
+
+const tsc = require.resolve('typescript/bin/tsc');
 const result = spawnSync(process.execPath, [tsc, '-p', path.join(here, 'tsconfig.json')], { stdio: 'inherit' });
 if (result.status !== 0) process.exit(result.status ?? 1);

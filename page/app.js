@@ -8,7 +8,9 @@
  * - retries after a lost connection, with a countdown;
  * - session ids kept in localStorage: after a reload, choosing the same file again resumes it;
  * - with a progress location (report_uploads), the server's own count of received bytes, from its
- *   Server-Sent Events stream.
+ *   Server-Sent Events stream;
+ * - on a location with upload_tus on, tus 1.0 as an option (tus-js-client, /_page/tus.js): the
+ *   same session underneath, resumed after a reload from the URL tus-js-client keeps.
  */
 (function () {
   'use strict';
@@ -19,6 +21,15 @@
   var segmentSize = Number(params.get('segmentSize')) || settings.segmentSize;
   var concurrency = Number(params.get('concurrency')) || settings.concurrency;
   var STORAGE_KEY = 'upload-gateway:uploads';
+  var protocolChoice = document.getElementById('protocol-choice');
+  var protocolSelect = document.getElementById('protocol');
+  if (settings.tus && window.tus) {
+    protocolChoice.hidden = false;
+    if (params.get('protocol') === 'tus') protocolSelect.value = 'tus';
+  }
+  function protocol() {
+    return settings.tus && window.tus && protocolSelect.value === 'tus' ? 'tus' : 'segments';
+  }
 
   var list = document.getElementById('uploads');
   var rowTemplate = document.getElementById('upload-row');
@@ -61,7 +72,7 @@
   function save() {
     var data = {};
     uploads.forEach(function (u) {
-      if (u.state !== 'done') data[u.sessionId] = { name: u.name, size: u.size, addedAt: u.addedAt };
+      if (u.state !== 'done') data[u.sessionId] = { name: u.name, size: u.size, addedAt: u.addedAt, protocol: u.protocol };
     });
     try {
       window.localStorage.setItem(STORAGE_KEY, JSON.stringify(data));
@@ -82,6 +93,7 @@
     this.name = meta.name;
     this.size = meta.size;
     this.addedAt = meta.addedAt || Date.now();
+    this.protocol = meta.protocol || 'segments';
     this.file = null;
     this.state = 'waiting';
     this.running = false;
@@ -226,6 +238,8 @@
   /** After a reload, before the file is chosen again: what the server holds (the D22 status query). */
   Upload.prototype.queryServer = function () {
     var self = this;
+    // A tus upload's URL is kept by tus-js-client; it resumes when the file is chosen again.
+    if (this.protocol === 'tus') return Promise.resolve();
     return UploadGateway.sessionStatus(this.sessionId, this.size, { url: settings.uploadUrl }).then(function (status) {
       if (!status) return;
       var held = status.state === 'complete' ? status.total : UploadGateway.coveredBytes(status.ranges);
@@ -253,6 +267,7 @@
     save();
     var headers = {};
     if (settings.progressHeader) headers[settings.progressHeader] = this.sessionId;
+    if (this.protocol === 'tus') return this.startTus(headers);
     var uploader = UploadGateway.fileUploader(this.file, segmentSize, this.sessionId, {
       url: settings.uploadUrl,
       concurrency: concurrency,
@@ -282,6 +297,54 @@
         self.closeEvents();
         if (self.state === 'paused' || self.state === 'error') self.setState(self.state);
       });
+  };
+
+  /** The same upload with tus (tus-js-client): pause aborts it, resume and reloads continue from the server's offset. */
+  Upload.prototype.startTus = function (headers) {
+    var self = this;
+    var settle = function () {
+      self.running = false;
+      self.stopCountdown();
+      self.closeEvents();
+      if (self.state === 'paused' || self.state === 'error') self.setState(self.state);
+    };
+    var upload = new window.tus.Upload(this.file, {
+      endpoint: settings.uploadUrl,
+      chunkSize: segmentSize,
+      retryDelays: [0, 1000, 3000, 5000, 8000, 8000, 8000, 8000, 8000, 8000],
+      metadata: { filename: this.file.name, filetype: this.file.type || 'application/octet-stream' },
+      headers: headers,
+      onProgress: function (sent, total) {
+        self.progress({ loaded: sent, total: total, percent: total > 0 ? (100 * sent) / total : 0, bytesPerSecond: 0, etaSeconds: null });
+      },
+      onShouldRetry: function (err, attempt, options) {
+        var status = err.originalResponse ? err.originalResponse.getStatus() : 0;
+        var retry = status === 0 || status >= 500 || status === 409 || status === 423;
+        if (retry) self.retrying({ delayMs: options.retryDelays[attempt] || 0 });
+        return retry;
+      },
+      onSuccess: function (payload) {
+        var res = payload.lastResponse;
+        self.finished({ response: { headers: { 'x-file-url': res.getHeader('X-File-Url') || undefined }, body: res.getBody() } });
+        settle();
+      },
+      onError: function (err) {
+        if (!self.cancelled) self.failed(err);
+        settle();
+      },
+    });
+    this.controller.signal.addEventListener('abort', function () {
+      upload.abort();
+      settle();
+    });
+    upload.findPreviousUploads().then(function (previous) {
+      if (self.controller.signal.aborted) return;
+      if (previous.length > 0) {
+        upload.resumeFromPreviousUpload(previous[0]);
+        self.el.status.textContent = 'Resuming\u2026';
+      }
+      upload.start();
+    });
   };
 
   Upload.prototype.finished = function (done) {
@@ -338,7 +401,7 @@
       UploadGateway.sessionIdFor(file).then(function (sessionId) {
         var upload = uploads.get(sessionId);
         if (!upload) {
-          upload = new Upload(sessionId, { name: file.name, size: file.size });
+          upload = new Upload(sessionId, { name: file.name, size: file.size, protocol: protocol() });
           uploads.set(sessionId, upload);
         }
         if (upload.running || upload.state === 'done') return;

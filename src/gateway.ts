@@ -11,6 +11,7 @@ import { matchLocation } from './http/locations';
 import { uploadLocation, type MultipartHandler } from './upload/location-handler';
 import { handleMultipartUpload } from './upload/multipart-upload';
 import type { UploadServices } from './upload/services';
+import { resumableProgressIdentity } from './upload/resumable-protocols';
 import { enginePolicy, StateBackends } from './state/backends';
 import { healthz } from './http/healthz';
 import { TempCounter } from './store/temp-names';
@@ -94,7 +95,8 @@ export function createGateway(config: GatewayConfig, options: GatewayOptions = {
     ...config.locations.map((l) => {
       const handler = uploadLocation(l, services, multipart);
       const zone = l.trackUploads ? zones.get(l.trackUploads.zone) : undefined;
-      return { match: l.match, path: l.path, sendTimeoutMs: l.sendTimeoutMs, handler: zone ? trackUploads(l, zone, { instanceId, log })(handler) : handler };
+      const identify = l.tus ? resumableProgressIdentity(l, services) : undefined;
+      return { match: l.match, path: l.path, sendTimeoutMs: l.sendTimeoutMs, handler: zone ? trackUploads(l, zone, { instanceId, log, identify })(handler) : handler };
     }),
     ...config.progressLocations.map((p) => ({ match: p.match, path: p.path, sendTimeoutMs: p.sendTimeoutMs, handler: reportUploads(p, zones.get(p.zone)!) })),
   ];

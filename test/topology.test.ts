@@ -13,6 +13,7 @@ import { NGINX_SITE, GATEWAY_CONF, VOLUME, finishedFiles, startTopology, type To
 import { randomFile, send, statusQuery, type ByteRange, type SimpleResponse } from './helpers/segments';
 import { httpRequest, segmentRequest } from './helpers/gateway';
 import { segmentsOf, uploadAll as uploadAllTo, uploadKillingAReplica } from './helpers/retrying-upload';
+import * as tus from 'tus-js-client';
 
 const MiB = 1024 * 1024;
 
@@ -33,6 +34,11 @@ function explain(message: string): string {
 /** Uploads through nginx, retrying as a client does (test/helpers/retrying-upload.ts). */
 function uploadAll(file: Buffer, id: string, ranges: ByteRange[], concurrency: number, log: SimpleResponse[]): Promise<SimpleResponse[]> {
   return uploadAllTo(topology.ports.nginx, file, id, ranges, concurrency, log, explain);
+}
+
+/** nginx's access log lines (the request line and `upstream=` of each request). */
+function accessLog(): string[] {
+  return readFileSync(path.join(topology.dir, 'nginx', 'access.log'), 'utf8').split('\n');
 }
 
 function get(urlPath: string, headers: Array<[string, string]> = []): Promise<SimpleResponse> {
@@ -126,6 +132,27 @@ test('parallel segments through nginx are spread over both gateways; the upload 
   const upstreams = new Set(topology.upstreams().slice(logBefore));
   for (const port of topology.ports.gateways) expect([...upstreams]).toContain(`127.0.0.1:${port}`);
 }, 120_000);
+
+test('a tus upload (tus-js-client) through nginx: its PATCHes reach both gateways, the Redis session is one upload, handed off once', async () => {
+  const data = randomFile(3 * MiB + 4321, 14);
+  const filesBefore = finishedFiles(topology);
+  const handoffsBefore = topology.handoffs();
+  const logBefore = accessLog().length;
+  const url = await new Promise<string>((resolve, reject) => {
+    const upload: tus.Upload = new tus.Upload(data, {
+      endpoint: `${topology.url}/upload`, chunkSize: 256 * 1024, retryDelays: [0, 200, 1000],
+      metadata: { filename: `topo-tus-${Date.now()}.bin`, filetype: 'application/octet-stream' },
+      onSuccess: () => resolve(upload.url!), onError: reject,
+    });
+    upload.start();
+  });
+  const id = new URL(url).pathname.split('/').pop()!;
+  // The module's status query through nginx reports the tus upload complete (D22).
+  await expectFinished(id, data, filesBefore, handoffsBefore);
+  const patches = accessLog().slice(logBefore).filter((line) => line.includes(`"PATCH /upload/${id} `));
+  expect(patches.length).toBe(Math.ceil(data.length / (256 * 1024)));
+  for (const port of topology.ports.gateways) expect(patches.some((line) => line.includes(`upstream=127.0.0.1:${port} `))).toBe(true);
+}, 60_000);
 
 test('one gateway killed mid-upload: the upload completes through the other, byte-identical, handed off once', async () => {
   const data = randomFile(16 * MiB + 777, 12);

@@ -11,6 +11,7 @@ import { isAbortError, UploadError } from './core/retry';
 import type { Progress } from './core/progress';
 import type { UploaderOptions } from './core/types';
 import { parseArgs as parseCommandLine } from 'node:util';
+import { uploadWithTus } from './tus-upload';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080/upload';
 
@@ -28,6 +29,8 @@ again, it continues where the server stopped.
   --checksum ALG       md5 or sha256 checksum of every segment (D21)
   --name NAME          file name sent to the server (default: the file's)
   --type TYPE          Content-Type of the segments (default application/octet-stream)
+  --protocol P         segments (the module's, default) or tus (tus 1.0, for a location with
+                       upload_tus on; its upload URL is kept in ~/.upload-gateway to resume)
   --quiet              no progress output
 `;
 
@@ -83,6 +86,7 @@ interface Args {
   checksum?: 'md5' | 'sha256';
   name?: string;
   type?: string;
+  protocol: 'segments' | 'tus';
   quiet: boolean;
 }
 
@@ -100,6 +104,7 @@ function parseArgs(argv: string[]): Args | 'help' {
       checksum: { type: 'string' },
       name: { type: 'string' },
       type: { type: 'string' },
+      protocol: { type: 'string', default: 'segments' },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -115,6 +120,7 @@ function parseArgs(argv: string[]): Args | 'help' {
     if (colon <= 0) throw new Error(`--header needs "Name: value", got ${JSON.stringify(v)}`);
     return [v.slice(0, colon).trim(), v.slice(colon + 1).trim()];
   });
+  if (values.protocol !== 'segments' && values.protocol !== 'tus') throw new Error(`--protocol is segments or tus, got ${JSON.stringify(values.protocol)}`);
   if (values.checksum !== undefined && values.checksum !== 'md5' && values.checksum !== 'sha256') {
     throw new Error(`--checksum is md5 or sha256, got ${JSON.stringify(values.checksum)}`);
   }
@@ -133,6 +139,7 @@ function parseArgs(argv: string[]): Args | 'help' {
     checksum: values.checksum as Args['checksum'],
     name: values.name,
     type: values.type,
+    protocol: values.protocol as Args['protocol'],
     quiet: values.quiet,
   };
 }
@@ -202,6 +209,17 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   const isHttps = args.url.startsWith('https:');
   const agent = isHttps ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
   try {
+    if (args.protocol === 'tus') {
+      const result = await uploadWithTus({
+        file: args.file, url: args.url, chunkSize: args.segment, headers: args.headers, retries: args.retries,
+        name: args.name, type: args.type, signal: controller.signal, onProgress,
+        onResume: (url) => args.quiet || say(`resuming ${url}`),
+      });
+      clearBar();
+      if (!args.quiet) say(`done: the backend answered ${result.status} (${result.url})`);
+      if (result.body !== '') io.stdout.write(result.body.endsWith('\n') ? result.body : `${result.body}\n`);
+      return 0;
+    }
     const sourceOptions = { name: args.name, type: args.type };
     const sessionId = args.session ?? (await sessionIdFor(args.file, sourceOptions));
     const options: UploaderOptions = {

@@ -43,6 +43,8 @@ upload_progress uploads 1m;
 location /upload {
     upload_pass http://${hostForUrl(listen.host)}:${listen.port}${SAMPLE_BACKEND_COMPLETE_PATH};
     upload_resumable on;
+    # tus 1.0 and the IETF resumable-upload draft on the same sessions (Uppy, tus-js-client).
+    upload_tus on;
     upload_store store 1;
     upload_state_store state;
     client_max_body_size 100m;

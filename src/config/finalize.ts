@@ -220,6 +220,10 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       settings.backendConnectTimeoutMs = via.scope.settings.backendConnectTimeoutMs ?? settings.backendConnectTimeoutMs;
       settings.backendReadTimeoutMs = via.scope.settings.backendReadTimeoutMs ?? settings.backendReadTimeoutMs;
     }
+    // tus and the IETF draft address each upload below the location (`<path>/<id>`).
+    if (settings.tus && location.match === 'exact') {
+      throw configError(location.where, `"upload_tus" needs a prefix location (upload URLs are ${location.path}/<id>), not "location = ${location.path}"`);
+    }
     return {
       match: location.match as 'exact' | 'prefix',
       path: location.path,

@@ -73,6 +73,8 @@ export interface SettingsInput {
   sendTimeout?: TimeInput;
   /** upload_fsync */
   fsync?: boolean;
+  /** upload_tus */
+  tus?: boolean;
   /** upload_session_timeout */
   sessionTimeout?: TimeInput;
   /** upload_completed_retention */

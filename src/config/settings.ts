@@ -287,6 +287,7 @@ export const SETTINGS: readonly SettingSpec[] = [
 
   // Gateway extensions.
   flag('fsync', ['upload_fsync'], 'fsync'),
+  flag('tus', ['upload_tus'], 'tus'),
   time('sessionTimeoutMs', 'upload_session_timeout', 'sessionTimeout', 1),
   time('completedRetentionMs', 'upload_completed_retention', 'completedRetention', 0),
   define<'sessionIdMaxLength', number>({
@@ -428,6 +429,7 @@ export function defaultSettings(baseDir: string): FullSettings {
     clientBodyTimeoutMs: 60 * 1000,
     sendTimeoutMs: 60 * 1000,
     fsync: true,
+    tus: false,
     sessionTimeoutMs: 24 * 3600 * 1000,
     completedRetentionMs: 10 * 60 * 1000,
     sessionIdMaxLength: 200,

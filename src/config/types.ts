@@ -87,6 +87,8 @@ export interface LocationConfig {
   sendTimeoutMs: number;
 
   // Gateway extensions (not in the module).
+  /** `upload_tus on|off`: tus 1.0 and the IETF resumable-upload draft on this (prefix) location, default off. */
+  tus: boolean;
   /** `upload_fsync on|off` (D23), default on. */
   fsync: boolean;
   /** `upload_session_timeout` — an incomplete session idle this long is removed (data and state). */

@@ -15,6 +15,8 @@ export const PAGE_ASSET_PREFIX = '/_page/';
 
 const ASSETS: ReadonlyMap<string, [file: string, type: string]> = new Map([
   ['/', ['index.html', 'text/html; charset=utf-8']],
+  // tus-js-client's browser build, copied there by `npm run build`.
+  [`${PAGE_ASSET_PREFIX}tus.js`, [path.join('..', 'dist', 'client', 'tus.js'), 'application/javascript; charset=utf-8']],
   [`${PAGE_ASSET_PREFIX}app.js`, ['app.js', 'application/javascript; charset=utf-8']],
   [`${PAGE_ASSET_PREFIX}style.css`, ['style.css', 'text/css; charset=utf-8']],
 ]);
@@ -31,6 +33,8 @@ export interface PageSettings {
   progressArgument: string | null;
   segmentSize: number;
   concurrency: number;
+  /** The upload location also speaks tus (`upload_tus on`): the page offers it (tus-js-client at /_page/tus.js). */
+  tus: boolean;
 }
 
 const DEFAULT_SEGMENT = 8 * 1024 * 1024;
@@ -46,6 +50,7 @@ export function pageSettings(config: GatewayConfig): PageSettings {
     progressArgument: report ? report.header : null,
     segmentSize: limit > 0 ? Math.min(DEFAULT_SEGMENT, limit) : DEFAULT_SEGMENT,
     concurrency: 3,
+    tus: upload?.tus ?? false,
   };
 }
 

@@ -34,6 +34,11 @@ export interface TrackingOptions {
   /** Identifies this instance in request keys. */
   instanceId: string;
   log: Logger;
+  /**
+   * What a request of another protocol on the location is (tus, the IETF draft): a session's
+   * part, `untracked`, or null to read it as the module's (`uploadIdentity`).
+   */
+  identify?: (ctx: Context) => Promise<{ upload: UploadIdentity; start: number } | 'untracked' | null>;
 }
 
 /** One tracked request: counts its body bytes and reports them, throttled, to the zone (an UploadObserver). */
@@ -158,15 +163,16 @@ function statusOf(err: unknown): number {
 export function trackUploads(location: LocationConfig, zone: ProgressZone, options: Omit<TrackingOptions, 'finishTtlMs' | 'idleTtlMs'>): (handler: Middleware) => Middleware {
   const tracking: TrackingOptions = { ...options, finishTtlMs: location.trackUploads!.timeoutMs, idleTtlMs: location.sessionTimeoutMs };
   return (handler) => async (ctx, next) => {
-    if (ctx.method !== 'POST') return handler(ctx, next);
     const id = progressIdFrom(ctx.req.rawHeaders, ctx.req.url, location.progressHeader);
     if (id === null) return handler(ctx, next);
+    const identified = options.identify ? await options.identify(ctx) : null;
+    if (identified === 'untracked' || (identified === null && ctx.method !== 'POST')) return handler(ctx, next);
     const declared = declaredLength(ctx.req) ?? 0;
     if (location.clientMaxBodySize > 0 && declared > location.clientMaxBodySize) {
       await zone.recordError(id, 413, tracking.finishTtlMs).catch((err: Error) => options.log.warn({ err: err.message }, 'upload progress: cannot record an error'));
       return handler(ctx, next);
     }
-    const { upload, start } = uploadIdentity(ctx, location);
+    const { upload, start } = identified ?? uploadIdentity(ctx, location);
     const progress = await RequestProgress.begin(zone, id, upload, start, tracking);
     if (!progress) return handler(ctx, next);
     observeUpload(ctx, progress);

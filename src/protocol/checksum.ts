@@ -1,13 +1,14 @@
 /** D21: an expected digest of a segment's body, from `Content-MD5`, `Repr-Digest` or `Digest`. */
 export interface ExpectedChecksum {
-  algorithm: 'md5' | 'sha256' | 'sha512';
+  algorithm: 'md5' | 'sha1' | 'sha256' | 'sha512';
   /** Lower-case hex. */
   hex: string;
   header: string;
 }
 
 const ALGORITHMS: Record<string, ExpectedChecksum['algorithm']> = { md5: 'md5', 'sha-256': 'sha256', 'sha-512': 'sha512' };
-const LENGTHS = { md5: 16, sha256: 32, sha512: 64 } as const;
+/** Digest sizes in bytes. */
+export const DIGEST_LENGTHS = { md5: 16, sha1: 20, sha256: 32, sha512: 64 } as const;
 
 /**
  * Reads the first checksum header present. `Content-MD5: <base64>`; `Repr-Digest: sha-256=:<base64>:`
@@ -40,6 +41,6 @@ export function parseChecksumHeaders(headers: { contentMd5?: string; reprDigest?
 function decoded(algorithm: ExpectedChecksum['algorithm'], base64: string, header: string): ExpectedChecksum | { error: string } {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(base64)) return { error: `malformed ${header} value` };
   const bytes = Buffer.from(base64, 'base64');
-  if (bytes.length !== LENGTHS[algorithm]) return { error: `malformed ${header} value: wrong digest length` };
+  if (bytes.length !== DIGEST_LENGTHS[algorithm]) return { error: `malformed ${header} value: wrong digest length` };
   return { algorithm, hex: bytes.toString('hex'), header };
 }

@@ -164,12 +164,13 @@ export function decodeExtValue(raw: string): string | null {
   return Buffer.from(decoded.toString('latin1'), 'utf8').toString('latin1');
 }
 
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** Control characters a file name may not hold (D26; tab allowed). */
+export const CONTROL_CHARACTERS = /[\x00-\x08\x0a-\x1f\x7f]/;
 
 export function parseContentDisposition(value: string): ParseContentDispositionResult {
   const v = trimOws(value);
   if (v === '') return { ok: false, reason: 'empty Content-Disposition' };
-  if (CONTROL.test(v)) return { ok: false, reason: `control character in Content-Disposition ${quoteValue(value)}` };
+  if (CONTROL_CHARACTERS.test(v)) return { ok: false, reason: `control character in Content-Disposition ${quoteValue(value)}` };
 
   let i = 0;
   while (i < v.length && v[i] !== ';' && v[i] !== ',' && !isOws(v[i])) i++;
@@ -187,7 +188,7 @@ export function parseContentDisposition(value: string): ParseContentDispositionR
   const star = params.get('filename*');
   const plain = params.get('filename');
   const decoded = star === undefined ? null : decodeExtValue(star);
-  if (decoded !== null && CONTROL.test(decoded)) return { ok: false, reason: `control character in the filename* of Content-Disposition ${quoteValue(value)}` };
+  if (decoded !== null && CONTROL_CHARACTERS.test(decoded)) return { ok: false, reason: `control character in the filename* of Content-Disposition ${quoteValue(value)}` };
   const rawName = decoded ?? plain ?? '';
 
   return {

@@ -6,8 +6,7 @@
  * the state, so the state is exactly what replaying the records gives (the file engine's journal,
  * D23). The Redis engine runs the same rules in Lua (`state/redis-scripts.ts`); the contract
  * suite checks both engines against them.
- */
-import { addRange, type ByteRange } from '../protocol/range-set';
+ */import { addRange, type ByteRange } from '../protocol/range-set';
 
 /** How the completing request described the file (`$upload_file_name`, `$upload_content_type`, `$upload_field_name`). */
 export interface FileMeta {
@@ -59,6 +58,15 @@ export interface SessionRecord extends FileMeta {
   expiresAt: number;
   handoff?: HandoffClaim;
   completion?: CompletionRecord;
+  /**
+   * Started by a creation request (tus, the IETF draft) before any byte: it exists with no bytes,
+   * a failed request never removes it, and a null `total` is a length the client defers.
+   */
+  declared?: true;
+  /** tus concatenation: `partial` (complete without a hand-off; a final upload consumes it) or `final;<id> <id>…`. */
+  concat?: string;
+  /** tus `Upload-Metadata` as the creation request sent it (returned by HEAD). */
+  metadata?: string;
 }
 
 /** What stays of a completed session after its retention time: which file it left the backend (D9). */
@@ -75,7 +83,7 @@ export type JournalRecord =
   | { t: 'h'; r: SessionRecord }
   /** The data file was created: its identity. */
   | { t: 'f'; f: string }
-  /** Bytes s..e acknowledged (T: the total, set by a single-shot upload of unknown length); u updatedAt, x expiresAt. */
+  /** Bytes s..e acknowledged (none when s > e); T: the total, learned now (a body or deferred length of unknown size); u updatedAt, x expiresAt. */
   | { t: 'r'; s: number; e: number; T?: number; u: number; x: number }
   /** The hand-off was claimed by `o` at `at`; `m` is how the completing request described the file. */
   | { t: 'c'; o: string; at: number; m: FileMeta }
@@ -118,6 +126,14 @@ export interface SegmentRequest {
   meta: FileMeta;
   /** The data path a new session gets. */
   dataPath: string;
+  /**
+   * An append (tus PATCH, IETF draft): joins an existing session only (404 when there is none),
+   * at the offset where the session continues (`appendsAt`); `total` null means the session's own.
+   * `end` is `Number.MAX_SAFE_INTEGER` for a body of unknown length, `start - 1` for no bytes.
+   */
+  append?: boolean;
+  /** A creation request (tus, IETF draft): starts a declared session when there is none. */
+  declare?: { concat?: string; metadata?: string };
 }
 
 /** The byte range a single-shot upload of unknown length reserves: all of them. */
@@ -145,7 +161,7 @@ export function applyRecord(state: SessionState, rec: JournalRecord): SessionSta
       break;
     case 'r':
       if (rec.T !== undefined) record.total = rec.T;
-      record.ranges = addRange(record.ranges, { start: rec.s, end: rec.e });
+      if (rec.s <= rec.e) record.ranges = addRange(record.ranges, { start: rec.s, end: rec.e });
       record.updatedAt = rec.u;
       record.expiresAt = rec.x;
       break;

@@ -1,12 +1,14 @@
 /**
- * The session rules: what a segment does to a session (start, join, refuse), what its commit
- * decides (partial, replay, hand-off), claims, answers and expiry. Pure functions over the model
- * (`model.ts`); the engines call them with the time and the segments in flight.
+ * The session rules: what a segment does to a session (start, join, append, refuse), what its
+ * commit decides (partial, replay, hand-off), claims, answers, termination and expiry. Pure
+ * functions over the model (`model.ts`); the engines call them with the time and the segments in
+ * flight.
  */
 import { isComplete, overlaps, type ByteRange } from '../protocol/range-set';
 import {
-  applyRecord,
   WHOLE_FILE_UNKNOWN,
+  applyRecord,
+
   type Actor,
   type CompletionRecord,
   type FileMeta,
@@ -18,6 +20,7 @@ import {
   type SessionState,
   type Tombstone,
 } from './model';
+
 
 export function isExpired(record: SessionRecord, now: number): boolean {
   return record.expiresAt <= now;
@@ -42,14 +45,32 @@ export function uploadState(record: SessionRecord, now: number, policy: SessionP
   return claimIsLive(record, now, policy, actor) ? 'handing-off' : 'incomplete';
 }
 
+/**
+ * Where the acknowledged bytes stop being contiguous from byte 0: the offset a tus or IETF client
+ * continues from (an append must start there).
+ */
+export function contiguousEnd(record: Pick<SessionRecord, 'ranges'>): number {
+  const first = record.ranges[0];
+  return first && first.start === 0 ? first.end + 1 : 0;
+}
+
+/**
+ * Where an append may start: the contiguous end; once every byte is in, also the last byte (sent
+ * again to trigger a hand-off that did not happen) and the end (an append of no bytes).
+ */
+export function appendsAt(record: SessionRecord, offset: number): boolean {
+  if (offset === contiguousEnd(record)) return true;
+  return isFileComplete(record) && (offset === record.total! - 1 || offset === record.total);
+}
+
 /** A refusal: the status the client gets, and why (503s carry Retry-After: the same request will do later). */
 export interface Refusal {
   kind: 'refuse';
-  status: 409 | 503;
+  status: 404 | 409 | 413 | 503;
   reason: string;
 }
 
-const refuse = (status: 409 | 503, reason: string): Refusal => ({ kind: 'refuse', status, reason });
+const refuse = (status: Refusal['status'], reason: string): Refusal => ({ kind: 'refuse', status, reason });
 
 export type BeginDecision =
   /** The stored session is expired: expire it (data and state), then decide again on nothing. */
@@ -75,18 +96,38 @@ export function decideBegin(
   actor: Actor,
 ): BeginDecision {
   if (current && isExpired(current, now)) return { kind: 'expired', record: current };
+  if (!current && segment.append) return refuse(404, `unknown upload ${segment.id}`);
   if (current) {
-    if (current.total === null) return refuse(503, 'a single-shot upload of this session is in flight');
-    if (segment.total !== null && current.total !== segment.total) {
+    if (current.total === null && !current.declared) return refuse(503, 'a single-shot upload of this session is in flight');
+    if (segment.total !== null && current.total !== null && current.total !== segment.total) {
       return refuse(409, current.completion
         ? `session ${current.id} already completed an upload of ${current.total} bytes`
         : `total ${segment.total} differs from the session's total ${current.total}`);
     }
+    if (segment.total !== null && current.total === null) {
+      const held = current.ranges.length > 0 ? current.ranges[current.ranges.length - 1]!.end + 1 : 0;
+      if (segment.total < held) return refuse(409, `length ${segment.total} is less than the ${held} bytes already received`);
+    }
     if (claimIsLive(current, now, policy, actor)) return refuse(503, 'the upload is being handed to the backend; retry shortly');
+    if (segment.append && !appendsAt(current, segment.start)) {
+      return refuse(409, `offset ${segment.start} is not where the upload continues (${contiguousEnd(current)})`);
+    }
   }
   const total = current ? current.total : segment.total;
-  // A single-shot upload of unknown length claims the whole file (all of it, while the total is unknown).
-  const reserve = total === null ? WHOLE_FILE_UNKNOWN : segment.total === null ? { start: 0, end: total - 1 } : { start: segment.start, end: segment.end };
+  let reserve: ByteRange;
+  if (segment.append || segment.declare || current?.declared) {
+    // Appends and declared sessions: the request's own bytes, within the length once it is known.
+    const limit = total ?? segment.total;
+    let end = segment.end;
+    if (limit !== null && end > limit - 1) {
+      if (end !== WHOLE_FILE_UNKNOWN.end) return refuse(413, `the bytes end at ${end + 1}, beyond the upload's length ${limit}`);
+      end = Math.max(limit - 1, segment.start - 1);
+    }
+    reserve = { start: segment.start, end };
+  } else {
+    // A single-shot upload of unknown length claims the whole file (all of it, while the total is unknown).
+    reserve = total === null ? WHOLE_FILE_UNKNOWN : segment.total === null ? { start: 0, end: total - 1 } : { start: segment.start, end: segment.end };
+  }
   if (inFlight.some((r) => overlaps(r, reserve))) return refuse(503, 'the range overlaps a segment of this session still in flight');
   if (current) return { kind: 'join', record: current, reserve };
   const replaces = tombstone && tombstone.dataPath === segment.dataPath ? tombstone.fileId : null;
@@ -96,8 +137,14 @@ export function decideBegin(
     record: {
       id: segment.id, total: segment.total, ranges: [], dataPath: segment.dataPath, fileId: null, replaces,
       ...segment.meta, createdAt: now, updatedAt: now, expiresAt: now + policy.sessionTimeoutMs,
+      ...declaredFields(segment.declare),
     },
   };
+}
+
+function declaredFields(declare: SegmentRequest['declare']): Pick<SessionRecord, 'declared' | 'concat' | 'metadata'> {
+  if (!declare) return {};
+  return { declared: true, ...(declare.concat ? { concat: declare.concat } : {}), ...(declare.metadata ? { metadata: declare.metadata } : {}) };
 }
 
 export type CommitDecision =
@@ -116,7 +163,7 @@ export type CommitDecision =
  */
 export function decideCommit(
   current: SessionRecord | undefined,
-  segment: { createdAt: number; start: number; end: number; total: number; meta: FileMeta },
+  segment: { createdAt: number; start: number; end: number; total: number | null; meta: FileMeta },
   now: number,
   policy: SessionPolicy,
   actor: Actor,
@@ -128,13 +175,14 @@ export function decideCommit(
   if (isFileComplete(current)) {
     if (current.completion) return { kind: 'replay', record: current };
     if (claimIsLive(current, now, policy, actor)) return refuse(503, 'the upload is being handed to the backend; retry shortly');
-  } else {
+  } else if (segment.start <= segment.end || (current.total === null && segment.total !== null)) {
     const range: JournalRecord = { t: 'r', s: segment.start, e: segment.end, u: now, x: now + policy.sessionTimeoutMs };
-    if (current.total === null) range.T = segment.total;
+    if (current.total === null && segment.total !== null) range.T = segment.total;
     records.push(range);
   }
   let record = records.reduce((s, r) => applyRecord(s, r), { record: current } as SessionState).record!;
-  if (!isFileComplete(record)) return { kind: 'partial', record, records };
+  // A partial upload of a tus concatenation is complete without a hand-off: its final upload is handed off.
+  if (!isFileComplete(record) || record.concat === 'partial') return { kind: 'partial', record, records };
   const claim: JournalRecord = { t: 'c', o: actor.instanceId, at: now, m: segment.meta };
   records.push(claim);
   record = applyRecord({ record }, claim).record!;
@@ -160,7 +208,21 @@ export function decideFinish(current: SessionRecord | undefined, completion: Com
  */
 export function decideSweep(record: SessionRecord, now: number): 'keep' | 'expire' | 'retire' {
   if (!isExpired(record, now)) return 'keep';
-  return record.completion && record.fileId !== null && !record.completion.fileRemoved ? 'retire' : 'expire';
+  return leftForBackend(record) ? 'retire' : 'expire';
+}
+
+/** The session's file is the backend's now (handed off, not cleaned up): removing the session keeps it (D9). */
+function leftForBackend(record: SessionRecord): boolean {
+  return !!record.completion && record.fileId !== null && !record.completion.fileRemoved;
+}
+
+/**
+ * The client cancels the upload (tus termination, IETF cancellation): like an expiry now, refused
+ * while a hand-off is in progress.
+ */
+export function decideTerminate(record: SessionRecord, now: number, policy: SessionPolicy, actor: Actor): Refusal | 'expire' | 'retire' {
+  if (claimIsLive(record, now, policy, actor)) return refuse(409, 'the upload is being handed to the backend; it cannot be cancelled');
+  return leftForBackend(record) ? 'retire' : 'expire';
 }
 
 /** The tombstone a retired session leaves. */

@@ -46,6 +46,19 @@ export interface SegmentTicket {
   readonly fence: WriteFence;
 }
 
+/** What a segment's body proved (see `SessionEngine.commit`). */
+export interface ProvedSegment {
+  total: number | null;
+  meta: SegmentRequest['meta'];
+  end?: number;
+}
+
+/** The last byte a commit acknowledges: where the body ended, within the reserved range and the total. */
+export function committedEnd(range: ByteRange, proved: ProvedSegment): number {
+  const end = proved.end ?? range.end;
+  return proved.total === null ? end : Math.min(end, range.end, proved.total - 1);
+}
+
 export type CommitOutcome =
   | { kind: 'partial'; record: SessionRecord }
   | { kind: 'replay'; record: SessionRecord }
@@ -56,15 +69,23 @@ export interface SessionEngine {
   begin(segment: SegmentRequest, policy: EnginePolicy): Promise<SegmentTicket>;
   /**
    * The segment's bytes are stored and durable: acknowledge them (durably, D23) and decide.
-   * `total` is what the body proved (a single-shot upload of unknown length learns it now).
+   * `total` is what the body proved (a single-shot upload of unknown length learns it now; null:
+   * a declared session's length stays deferred); `end`, where the bytes of a body of unknown
+   * length really ended (default: the reserved range, cut at `total`).
    */
-  commit(ticket: SegmentTicket, proved: { total: number; meta: SegmentRequest['meta'] }, policy: EnginePolicy): Promise<CommitOutcome>;
+  commit(ticket: SegmentTicket, proved: ProvedSegment, policy: EnginePolicy): Promise<CommitOutcome>;
   /** The segment failed: nothing is recorded; its reservation is released. */
   abort(ticket: SegmentTicket, policy: EnginePolicy): Promise<void>;
   /** The backend answered the hand-off `claim`: store the answer; with `completion.fileRemoved` (upload_cleanup) the data file is deleted first. */
   finishHandoff(record: SessionRecord, claim: HandoffClaim, completion: CompletionRecord, policy: EnginePolicy): Promise<void>;
   /** The hand-off attempt failed: drop its claim so that the client's retry hands off at once. */
   releaseHandoff(record: SessionRecord, claim: HandoffClaim, policy: EnginePolicy): Promise<void>;
+  /**
+   * The client cancels the upload (tus termination, IETF cancellation): an incomplete session goes
+   * with its data, a completed one leaves its file to the backend (as the sweep does); refused
+   * (409) while a hand-off is in progress. False when there was no such session.
+   */
+  terminate(id: string, policy: EnginePolicy): Promise<boolean>;
   /** The session as acknowledged (durable), or undefined; an expired one is undefined. */
   status(id: string): Promise<SessionRecord | undefined>;
   /**

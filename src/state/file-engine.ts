@@ -12,11 +12,23 @@
 import { retryLater, HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { type Actor, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord, type SessionState } from '../session/model';
-import { decideBegin, decideCommit, decideFinish, decideRelease, decideSweep, isExpired, isFileComplete, tombstoneOf, type BeginDecision, type Refusal } from '../session/rules';
+import {
+  decideBegin,
+  decideCommit,
+  decideFinish,
+  decideRelease,
+  decideSweep,
+  decideTerminate,
+  isExpired,
+  isFileComplete,
+  tombstoneOf,
+  type BeginDecision,
+  type Refusal,
+} from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
-import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine, WriteFence } from './engine';
+import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine, type WriteFence } from './engine';
 import { Journal } from './journal';
 import { createSessionFile, nameTakenError } from './session-file';
 import { SessionTable, type Entry } from './session-table';
@@ -172,11 +184,11 @@ export class FileSessionEngine implements SessionEngine {
     await this.table.replaceState(entry, restore, policy);
   }
 
-  async commit(ticket: SegmentTicket, proved: { total: number; meta: SegmentRequest['meta'] }, policy: EnginePolicy): Promise<CommitOutcome> {
+  async commit(ticket: SegmentTicket, proved: ProvedSegment, policy: EnginePolicy): Promise<CommitOutcome> {
     const entry = this.table.get(ticket.id)!;
     try {
       const outcome = await this.table.turn(entry, async (): Promise<CommitOutcome> => {
-        const end = Math.min(ticket.range.end, proved.total - 1);
+        const end = committedEnd(ticket.range, proved);
         const decision = decideCommit(entry.state.record, { createdAt: ticket.record.createdAt, start: ticket.range.start, end, total: proved.total, meta: proved.meta }, Date.now(), policy, this.actor);
         if (decision.kind === 'refuse') throw refusalError(decision);
         if (decision.kind === 'replay') return decision;
@@ -249,6 +261,23 @@ export class FileSessionEngine implements SessionEngine {
     }
   }
 
+  async terminate(id: string, policy: EnginePolicy): Promise<boolean> {
+    const entry = await this.table.pin(id);
+    try {
+      return await this.table.turn(entry, async () => {
+        const record = entry.state.record;
+        if (!record || isExpired(record, Date.now())) return false;
+        const decision = decideTerminate(record, Date.now(), policy, this.actor);
+        if (typeof decision !== 'string') throw refusalError(decision);
+        // As the sweep does, with the session's time up now.
+        await this.sweepSession(entry, policy, Math.max(Date.now(), record.expiresAt));
+        return true;
+      });
+    } finally {
+      entry.pins--;
+    }
+  }
+
   // -------------------------------------------------------------------------------------------
   // Reads and maintenance
   // -------------------------------------------------------------------------------------------
@@ -307,7 +336,7 @@ export class FileSessionEngine implements SessionEngine {
 /** A session that has not acknowledged a byte and has no segment in flight. */
 function isUnused(entry: Entry): boolean {
   const record = entry.state.record;
-  return !!record && record.ranges.length === 0 && !record.completion && entry.inFlight.size === 0;
+  return !!record && record.ranges.length === 0 && !record.completion && !record.declared && entry.inFlight.size === 0;
 }
 
 /** The tombstone a new session was about to replace (its file still in place). */

@@ -19,7 +19,7 @@ import { decideSweep, isFileComplete } from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
-import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine } from './engine';
+import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine } from './engine';
 import { LeaseLostError } from './errors';
 import { defineScripts, DEFAULT_REDIS_PREFIX, redisCall, type ScriptRunner } from './redis-client';
 import * as scripts from './redis-scripts';
@@ -34,7 +34,7 @@ export interface RedisEngineOptions {
   reserveTtlMs?: number;
 }
 
-const SCRIPT_NAMES = ['BEGIN', 'RECORD_FILE', 'COMMIT', 'ABORT', 'DISCARD', 'FINISH', 'RELEASE', 'SWEEP', 'DROP_TOMBSTONE', 'RENEW'] as const;
+const SCRIPT_NAMES = ['BEGIN', 'RECORD_FILE', 'COMMIT', 'ABORT', 'DISCARD', 'FINISH', 'RELEASE', 'SWEEP', 'TERMINATE', 'DROP_TOMBSTONE', 'RENEW'] as const;
 type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 interface RedisTicket extends SegmentTicket {
@@ -82,7 +82,8 @@ export class RedisSessionEngine implements SessionEngine {
         'BEGIN',
         [this.key('s', id), this.key('rs', id), this.reservationPrefix + token, `${this.prefix}ids`, this.key('t', id)],
         [now, segment.start, segment.end, segment.total ?? '', id, segment.dataPath, segment.meta.fileName, segment.meta.contentType, segment.meta.fieldName,
-          policy.sessionTimeoutMs, policy.handoffTimeoutMs, this.options.instanceId, '0', this.reserveTtlMs, token, this.reservationPrefix],
+          policy.sessionTimeoutMs, policy.handoffTimeoutMs, this.options.instanceId, '0', this.reserveTtlMs, token, this.reservationPrefix,
+          segment.append ? 'append' : segment.declare ? 'declare' : '', segment.declare?.concat ?? '', segment.declare?.metadata ?? ''],
       )) as [string, ...unknown[]];
       if (answer[0] === 'refuse') throw refusal(Number(answer[1]), String(answer[2]));
       if (answer[0] === 'expired') {
@@ -91,7 +92,8 @@ export class RedisSessionEngine implements SessionEngine {
         continue;
       }
       const created = answer[1] === '1';
-      const [start, end] = String(answer[2]).split('-').map(Number);
+      // `start-end`; an empty range ends before it starts (`0--1`).
+      const [, start, end] = /^(\d+)-(-?\d+)$/.exec(String(answer[2]))!.map(Number);
       let record = toRecord(answer[3] as string[]);
       const reservation = new Reservation(this.reservationPrefix + token, token, { start, end }, this.reserveTtlMs, requestedAt, () => this.renew(id, token));
       this.reservations.add(reservation);
@@ -134,16 +136,16 @@ export class RedisSessionEngine implements SessionEngine {
     return answer === 1;
   }
 
-  async commit(ticket: SegmentTicket, proved: { total: number; meta: SegmentRequest['meta'] }, policy: EnginePolicy): Promise<CommitOutcome> {
+  async commit(ticket: SegmentTicket, proved: ProvedSegment, policy: EnginePolicy): Promise<CommitOutcome> {
     const { fence: reservation } = ticket as RedisTicket;
     try {
       reservation.check();
       const now = Date.now();
-      const end = Math.min(ticket.range.end, proved.total - 1);
+      const end = committedEnd(ticket.range, proved);
       const answer = (await this.call(
         'COMMIT',
         [this.key('s', ticket.id), reservation.key, this.key('rs', ticket.id)],
-        [reservation.token, ticket.record.createdAt, ticket.range.start, end, proved.total, now, policy.sessionTimeoutMs, policy.handoffTimeoutMs,
+        [reservation.token, ticket.record.createdAt, ticket.range.start, end, proved.total ?? '', now, policy.sessionTimeoutMs, policy.handoffTimeoutMs,
           this.options.instanceId, '0', proved.meta.fileName, proved.meta.contentType, proved.meta.fieldName],
       )) as [string, ...unknown[]];
       if (answer[0] === 'fenced') throw new LeaseLostError();
@@ -191,6 +193,15 @@ export class RedisSessionEngine implements SessionEngine {
 
   async releaseHandoff(record: SessionRecord, claim: HandoffClaim, _policy: EnginePolicy): Promise<void> {
     await this.call('RELEASE', [this.key('s', record.id)], [record.createdAt, claim.owner, claim.startedAt]);
+  }
+
+  async terminate(id: string, policy: EnginePolicy): Promise<boolean> {
+    const now = Date.now();
+    const answer = (await this.call('TERMINATE', [this.key('s', id)], [now, policy.handoffTimeoutMs, this.options.instanceId, '0'])) as [string, ...unknown[]];
+    if (answer[0] === 'none') return false;
+    if (answer[0] === 'refuse') throw refusal(Number(answer[1]), String(answer[2]));
+    await this.sweepRecord(toRecord(answer[1] as string[]), now);
+    return true;
   }
 
   // -------------------------------------------------------------------------------------------
@@ -272,5 +283,8 @@ export function toRecord(flat: readonly string[]): SessionRecord {
   };
   if (h.claimOwner) record.handoff = { owner: h.claimOwner, startedAt: Number(h.claimAt) };
   if (h.completion) record.completion = JSON.parse(h.completion) as CompletionRecord;
+  if (h.declared === '1') record.declared = true;
+  if (h.concat) record.concat = h.concat;
+  if (h.metadata) record.metadata = h.metadata;
   return record;
 }

@@ -7,7 +7,8 @@
  * A session is a hash `s:<id>`: total ('' unknown), ranges (`s-e,s-e`, decimal, ascending,
  * disjoint, non-adjacent), dataPath, fileId ('' none yet), replaces, fileName, contentType,
  * fieldName, createdAt, updatedAt, expiresAt, claimOwner/claimAt (the hand-off claim), completion
- * (JSON, opaque here). Reservations: set `rs:<id>` of tokens, each `rv:<token>` = `start-end` with
+ * (JSON, opaque here); a declared session (tus, IETF draft) also has declared ('1'), concat and
+ * metadata. Reservations: set `rs:<id>` of tokens, each `rv:<token>` = `start-end` with
  * a time to live. Tombstones: hash `t:<id>` (dataPath, fileId, retiredAt), listed in `tombs`.
  * Numbers stay below 2^53 and are printed with %.0f (Lua's tostring would round them).
  */
@@ -55,6 +56,16 @@ local function complete(rec)
   local list = parse_ranges(rec.ranges)
   return #list == 1 and list[1][1] == 0 and list[1][2] == tonumber(rec.total) - 1
 end
+local function contiguous_end(rec)
+  local list = parse_ranges(rec.ranges)
+  if #list > 0 and list[1][1] == 0 then return list[1][2] + 1 end
+  return 0
+end
+-- appendsAt of session/model.ts.
+local function appends_at(rec, offset)
+  if offset == contiguous_end(rec) then return true end
+  return complete(rec) and (offset == tonumber(rec.total) - 1 or offset == tonumber(rec.total))
+end
 local function has_completion(rec) return rec.completion ~= nil and rec.completion ~= '' end
 local function claim_live(rec, now, handoff_timeout, instance, single)
   if rec.claimOwner == nil or rec.claimOwner == '' or has_completion(rec) then return false end
@@ -86,29 +97,52 @@ end
  * decideBegin. KEYS: s, rs, rv (the new reservation's key), ids, t.
  * ARGV: now, start, end, total ('' unknown), id, dataPath, fileName, contentType, fieldName,
  * sessionTimeoutMs, handoffTimeoutMs, instance, single ('1'/'0'), reservation ttl ms, token,
- * reservation key prefix.
+ * reservation key prefix, mode ('append', 'declare' or ''), concat, metadata.
  * → {'expired', record…} | {'refuse', status, reason} | {'ok', created '1'|'0', reserved 's-e', record…}
  */
 export const BEGIN = `${PRELUDE}
 local now = tonumber(ARGV[1])
 local rec = load(KEYS[1])
 local total = ARGV[4]
+local mode = ARGV[17]
 if rec then
   if tonumber(rec.expiresAt) <= now then return { 'expired', flat(rec) } end
-  if rec.total == '' then return { 'refuse', '503', 'a single-shot upload of this session is in flight' } end
-  if total ~= '' and rec.total ~= total then
+  if rec.total == '' and rec.declared ~= '1' then return { 'refuse', '503', 'a single-shot upload of this session is in flight' } end
+  if total ~= '' and rec.total ~= '' and rec.total ~= total then
     if has_completion(rec) then
       return { 'refuse', '409', 'session ' .. ARGV[5] .. ' already completed an upload of ' .. rec.total .. ' bytes' }
     end
     return { 'refuse', '409', 'total ' .. total .. ' differs from the session\\'s total ' .. rec.total }
   end
+  if total ~= '' and rec.total == '' then
+    local list = parse_ranges(rec.ranges)
+    local held = 0
+    if #list > 0 then held = list[#list][2] + 1 end
+    if tonumber(total) < held then return { 'refuse', '409', 'length ' .. total .. ' is less than the ' .. num(held) .. ' bytes already received' } end
+  end
   if claim_live(rec, now, tonumber(ARGV[11]), ARGV[12], ARGV[13]) then
     return { 'refuse', '503', 'the upload is being handed to the backend; retry shortly' }
   end
+  if mode == 'append' and not appends_at(rec, tonumber(ARGV[2])) then
+    return { 'refuse', '409', 'offset ' .. ARGV[2] .. ' is not where the upload continues (' .. num(contiguous_end(rec)) .. ')' }
+  end
   total = rec.total
+elseif mode == 'append' then
+  return { 'refuse', '404', 'unknown upload ' .. ARGV[5] }
 end
 local s, e
-if total == '' then
+if mode ~= '' or (rec and rec.declared == '1') then
+  -- Appends and declared sessions: the request's own bytes, within the length once it is known.
+  local limit = total
+  if limit == '' then limit = ARGV[4] end
+  s, e = tonumber(ARGV[2]), tonumber(ARGV[3])
+  if limit ~= '' and e > tonumber(limit) - 1 then
+    if e ~= 9007199254740991 then
+      return { 'refuse', '413', 'the bytes end at ' .. num(e + 1) .. ', beyond the upload\\'s length ' .. limit }
+    end
+    e = math.max(tonumber(limit) - 1, s - 1)
+  end
+elseif total == '' then
   s, e = 0, 9007199254740991
 elseif ARGV[4] == '' then
   s, e = 0, tonumber(total) - 1
@@ -132,6 +166,11 @@ else
   rec = { id = ARGV[5], total = ARGV[4], ranges = '', dataPath = ARGV[6], fileId = '', replaces = replaces,
     fileName = ARGV[7], contentType = ARGV[8], fieldName = ARGV[9],
     createdAt = ARGV[1], updatedAt = ARGV[1], expiresAt = num(now + tonumber(ARGV[10])) }
+  if mode == 'declare' then
+    rec.declared = '1'
+    if ARGV[18] ~= '' then rec.concat = ARGV[18] end
+    if ARGV[19] ~= '' then rec.metadata = ARGV[19] end
+  end
   redis.call('HSET', KEYS[1], unpack(flat(rec)))
   redis.call('SADD', KEYS[4], ARGV[5])
   created = '1'
@@ -158,7 +197,7 @@ return 'ok'
 
 /**
  * decideCommit, fenced by the segment's reservation (consumed here).
- * KEYS: s, rv, rs. ARGV: token, createdAt, start, end, total, now, sessionTimeoutMs,
+ * KEYS: s, rv, rs. ARGV: token, createdAt, start, end (< start: no bytes), total ('' unknown), now, sessionTimeoutMs,
  * handoffTimeoutMs, instance, single, fileName, contentType, fieldName.
  * → {'fenced'} | {'refuse', status, reason} | {'replay'|'partial'|'handoff', record…}
  */
@@ -177,13 +216,17 @@ if complete(rec) then
     return { 'refuse', '503', 'the upload is being handed to the backend; retry shortly' }
   end
 else
-  if rec.total == '' then rec.total = ARGV[5] end
-  rec.ranges = format_ranges(add_range(parse_ranges(rec.ranges), tonumber(ARGV[3]), tonumber(ARGV[4])))
-  rec.updatedAt = ARGV[6]
-  rec.expiresAt = num(now + tonumber(ARGV[7]))
+  local s, e = tonumber(ARGV[3]), tonumber(ARGV[4])
+  if s <= e or (rec.total == '' and ARGV[5] ~= '') then
+    if rec.total == '' then rec.total = ARGV[5] end
+    if s <= e then rec.ranges = format_ranges(add_range(parse_ranges(rec.ranges), s, e)) end
+    rec.updatedAt = ARGV[6]
+    rec.expiresAt = num(now + tonumber(ARGV[7]))
+  end
 end
 local kind = 'partial'
-if complete(rec) then
+-- A partial upload of a tus concatenation is complete without a hand-off.
+if complete(rec) and rec.concat ~= 'partial' then
   kind = 'handoff'
   rec.claimOwner = ARGV[9]
   rec.claimAt = ARGV[6]
@@ -205,7 +248,7 @@ export const ABORT = `${PRELUDE}
 redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[1])
 local rec = load(KEYS[1])
-if not rec or rec.ranges ~= '' or has_completion(rec) then return 'kept' end
+if not rec or rec.ranges ~= '' or has_completion(rec) or rec.declared == '1' then return 'kept' end
 if #live_reservations(KEYS[3], ARGV[2]) > 0 then return 'kept' end
 return 'unused'
 `;
@@ -257,6 +300,23 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SREM', KEYS[3], ARGV[3])
 return 1
+`;
+
+/**
+ * decideTerminate: the client cancels the upload. Unless a hand-off is in progress, the session's
+ * time is up now; the caller then sweeps it. KEYS: s. ARGV: now, handoffTimeoutMs, instance, single.
+ * → {'none'} | {'refuse', status, reason} | {'ok', record…}
+ */
+export const TERMINATE = `${PRELUDE}
+local now = tonumber(ARGV[1])
+local rec = load(KEYS[1])
+if not rec or tonumber(rec.expiresAt) <= now then return { 'none' } end
+if claim_live(rec, now, tonumber(ARGV[2]), ARGV[3], ARGV[4]) then
+  return { 'refuse', '409', 'the upload is being handed to the backend; it cannot be cancelled' }
+end
+rec.expiresAt = ARGV[1]
+redis.call('HSET', KEYS[1], 'expiresAt', ARGV[1])
+return { 'ok', flat(rec) }
 `;
 
 /** Drops a tombstone whose file the backend took. KEYS: t, tombs. ARGV: fileId, id. → 1 | 0 */

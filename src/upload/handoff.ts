@@ -59,7 +59,8 @@ export function backendTarget(location: LocationConfig, clientTarget: string): s
 /**
  * Hands the generated form to the backend as the module does (§5.2): POST, `Host` of the
  * upstream, `Connection: close`, exact `Content-Length`, then the client's headers in their
- * original order and bytes, with `Content-Type` replaced in place when `contentType` is given.
+ * original order and bytes, with `Content-Type` replaced in place when `contentType` is given
+ * (added at the end when the client sent none).
  */
 export async function callBackend(location: LocationConfig, req: IncomingMessage, body: Buffer, contentType: string | null): Promise<BackendAnswer> {
   const { uploadPass } = location;
@@ -70,6 +71,8 @@ export async function callBackend(location: LocationConfig, req: IncomingMessage
     if (NOT_FORWARDED.has(lower)) continue;
     headers.push(raw[i], lower === 'content-type' && contentType !== null ? contentType : forwardedValue(lower, raw[i + 1]));
   }
+  // A request without a body of its own (a tus concatenation, a draft append of no bytes) completes an upload too.
+  if (contentType !== null && !raw.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'content-type')) headers.push('Content-Type', contentType);
   const origin = new URL(uploadPass.origin);
   const transport = origin.protocol === 'https:' ? https : http;
   const response = await new Promise<IncomingMessage>((resolve, reject) => {

@@ -8,6 +8,9 @@ import { checkBodySize, declaredLength, lastRawHeader } from '../http/request';
 import { sendSessionStatus } from './responses';
 import type { UploadServices } from './services';
 import { segmentHeaders } from './segment-headers';
+import { discoveryHeaders, resumableRequest } from './resumable-protocols';
+import { handleTus } from './tus';
+import { handleIetf } from './ietf';
 
 /** Multipart/form-data handling is composed in separately (its own handler). */
 export type MultipartHandler = (ctx: Parameters<Middleware>[0], location: LocationConfig, services: UploadServices) => Promise<void>;
@@ -17,10 +20,15 @@ export function uploadLocation(location: LocationConfig, services: UploadService
   return async (ctx) => {
     const req = ctx.req;
     checkBodySize(declaredLength(req), location.clientMaxBodySize);
+    // tus and the IETF draft (upload_tus on): requests that carry their headers.
+    const resumable = resumableRequest(ctx, location);
+    if (resumable?.protocol === 'tus') return handleTus(ctx, location, services, resumable.target);
+    if (resumable?.protocol === 'ietf') return handleIetf(ctx, location, services, resumable.version, resumable.target);
     switch (req.method) {
       case 'OPTIONS': {
         ctx.status = 200;
         for (const [name, value] of renderAddHeaders(location, variableLookup(req, null))) ctx.append(name, value);
+        for (const [name, value] of discoveryHeaders(ctx, location)) ctx.set(name, value);
         ctx.body = Buffer.alloc(0);
         ctx.remove('Content-Type');
         return;

@@ -9,7 +9,8 @@ import { retryLater, HttpError } from '../protocol/http-errors';
 import { parseChecksumHeaders, type ExpectedChecksum } from '../protocol/checksum';
 import type { FileMeta, HandoffClaim, SessionRecord } from '../session/model';
 import { bodyError, storageError } from '../store/store-errors';
-import { SegmentWriter, type Digester } from '../store/segment-writer';
+import { SegmentWriter, type Digester, type SegmentWriterOptions } from '../store/segment-writer';
+import type { SegmentTicket } from '../state/engine';
 import { FileDigests, digestFile, type DigestName } from '../store/digests';
 import { unlinkIfOwned } from '../store/files';
 import type { OwnFile } from '../store/temp-names';
@@ -21,7 +22,7 @@ import { digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } f
 import { declaredLength, lastRawHeader } from '../http/request';
 import { relayAnswer, replayCompletion, sendRangeAnswer } from './responses';
 import type { UploadServices } from './services';
-import { uploadObserver } from './observer';
+import { uploadObserver, type UploadObserver } from './observer';
 import * as path from 'node:path';
 import { segmentHeaders } from './segment-headers';
 
@@ -94,7 +95,7 @@ export async function handleRawUpload(ctx: Context, location: LocationConfig, se
   return handleTemporaryUpload(ctx, location, services, headers);
 }
 
-function sessionDataPath(location: LocationConfig, id: string): string {
+export function sessionDataPath(location: LocationConfig, id: string): string {
   return path.join(location.store.dir, hashedRelativePath(id, location.store.levels));
 }
 
@@ -140,19 +141,9 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   const compare = intersect(ticket.record.ranges, knownTotal === null ? ticket.range : { start: ticket.range.start, end: Math.min(ticket.range.end, knownTotal - 1) });
   const inOrder = singleShot || ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, ticket.range.start, digestsNeeded(location));
   const digesters: Digester[] = [...(checksumDigests?.digesters() ?? []), ...(wholeFile?.digesters() ?? []), ...(inOrder?.digesters() ?? [])];
-  const writer = new SegmentWriter({
-    handle: ticket.file?.handle ?? null, start: ticket.range.start, expectedLength, compare, digesters,
-    limitRate: location.limitRate, softLimit: singleShot ? location.maxFileSize : 0,
-    beforeWrite: () => ticket.fence.check(),
-    flush: policy.durable && ticket.file ? () => ticket.file!.flush() : undefined,
-    onReceived: progress ? (n) => progress.bytes(n) : undefined,
+  const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
+    start: ticket.range.start, expectedLength, compare, digesters, softLimit: singleShot ? location.maxFileSize : 0,
   });
-  // A reservation lost mid-stream (shared state: not renewed in time, another instance may own
-  // the range now): stop writing at once; the segment is not recorded.
-  const stopWriting = () => writer.destroy(ticket.fence.lost.reason as Error);
-  if (ticket.fence.lost.aborted) stopWriting();
-  else ticket.fence.lost.addEventListener('abort', stopWriting);
-
   let outcome;
   try {
     try {
@@ -160,7 +151,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     } catch (err) {
       throw bodyError(err);
     } finally {
-      ticket.fence.lost.removeEventListener('abort', stopWriting);
+      unfence();
     }
     if (writer.overLimit) {
       // upload_max_file_size is soft here (§3.16): the file is dropped, the form still goes out.
@@ -189,7 +180,34 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   return completeSession(ctx, location, services, outcome.record, outcome.claim, singleShot ? { ...vars, contentRange: 'bytes 0-0/0' } : vars, contentRange, streamed);
 }
 
-function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {
+/**
+ * The writer of a segment's body into its ticket's file: positional writes checked against the
+ * ticket's fence, durable when `durable`, counted for upload progress. A reservation lost
+ * mid-stream (shared state: not renewed in time, another instance may own the range now) stops
+ * the writes at once, and the segment is not recorded; `unfence` stops listening once the body is in.
+ */
+export function segmentWriter(
+  ticket: SegmentTicket,
+  location: LocationConfig,
+  durable: boolean,
+  progress: UploadObserver | null,
+  body: Pick<SegmentWriterOptions, 'start' | 'expectedLength' | 'compare' | 'digesters' | 'softLimit'>,
+): { writer: SegmentWriter; unfence(): void } {
+  const writer = new SegmentWriter({
+    ...body,
+    handle: ticket.file?.handle ?? null,
+    limitRate: location.limitRate,
+    beforeWrite: () => ticket.fence.check(),
+    flush: durable && ticket.file ? () => ticket.file!.flush() : undefined,
+    onReceived: progress ? (n) => progress.bytes(n) : undefined,
+  });
+  const stopWriting = () => writer.destroy(ticket.fence.lost.reason as Error);
+  if (ticket.fence.lost.aborted) stopWriting();
+  else ticket.fence.lost.addEventListener('abort', stopWriting);
+  return { writer, unfence: () => ticket.fence.lost.removeEventListener('abort', stopWriting) };
+}
+
+export function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {
   return {
     fieldName: record.fieldName,
     fileName: record.fileName,

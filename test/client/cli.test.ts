@@ -3,13 +3,12 @@
  * SIGINT (Ctrl-C) in the middle, then run again: it continues from the server's ranges, sends no
  * acknowledged byte again, and the backend gets the identical file.
  */
-import { spawn } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { startTestGateway, type TestGateway } from '../helpers/gateway';
 import { REPO_ROOT, run, tempDir } from '../helpers/process';
 import { coveredBytes, randomFile, sleep } from '../helpers/segments';
-import { checkNoByteTwice, CountingProxy, handedOff } from './helpers';
+import { checkNoByteTwice, CountingProxy, handedOff, runUploadCli } from './helpers';
 
 const BIN = path.join(REPO_ROOT, 'bin/upload-gateway.js');
 const MiB = 1024 * 1024;
@@ -30,14 +29,8 @@ afterAll(async () => {
   for (const d of [gw?.dir, dir]) if (d) rmSync(d, { recursive: true, force: true });
 });
 
-function upload(args: string[]): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; interrupt(): void } {
-  const child = spawn(process.execPath, [BIN, 'upload', ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
-  return { done, interrupt: () => child.kill('SIGINT') };
+function upload(args: string[]): ReturnType<typeof runUploadCli> {
+  return runUploadCli(args, { cwd: dir });
 }
 
 test('Ctrl-C in the middle, run again: it resumes and finishes; no acknowledged byte is sent twice', async () => {

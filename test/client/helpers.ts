@@ -4,6 +4,7 @@
  * request's range, body bytes and whether its answer reached the client, and a TCP relay that
  * drops connections at random.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as http from 'node:http';
 import * as net from 'node:net';
@@ -211,6 +212,41 @@ export class CountingProxy {
 }
 
 /**
+ * Relays `client` ⇄ `upstream` with back-pressure, each closing with the other; `pass.up` and
+ * `pass.down` see every chunk first and return false when the relay cut the pair instead.
+ */
+export function relayConnection(client: net.Socket, upstream: net.Socket, sockets: Set<net.Socket>, pass: { up(d: Buffer): boolean; down(d: Buffer): boolean }): void {
+  for (const s of [client, upstream]) {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    s.on('error', () => undefined);
+  }
+  client.on('data', (d: Buffer) => {
+    if (pass.up(d) && !upstream.write(d)) client.pause();
+  });
+  upstream.on('drain', () => client.resume());
+  upstream.on('data', (d: Buffer) => {
+    if (pass.down(d) && !client.write(d)) upstream.pause();
+  });
+  client.on('drain', () => upstream.resume());
+  client.on('end', () => upstream.end());
+  upstream.on('end', () => client.end());
+  client.on('close', () => upstream.destroy());
+  upstream.on('close', () => client.destroy());
+}
+
+/** Runs the built CLI (`upload-gateway upload …`); `interrupt` sends SIGINT (Ctrl-C). */
+export function runUploadCli(args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv }): { done: Promise<{ code: number | null; stdout: string; stderr: string }>; interrupt(): void } {
+  const child = spawn(process.execPath, [path.join(REPO_ROOT, 'bin/upload-gateway.js'), 'upload', ...args], { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.on('exit', (code) => resolve({ code, stdout, stderr })));
+  return { done, interrupt: () => child.kill('SIGINT') };
+}
+
+/**
  * A TCP relay that drops connections at random: per connection, with `probability`, it cuts both
  * sockets after a random number of bytes in one direction: requests cut mid-body (within
  * `maxCutBytes`), or answers lost after the gateway acted on the request (within
@@ -245,11 +281,6 @@ export class DroppingRelay {
   private relay(client: net.Socket): void {
     this.connections++;
     const upstream = net.connect(this.targetPort, '127.0.0.1');
-    for (const s of [client, upstream]) {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-      s.on('error', () => undefined);
-    }
     let cut: { up: boolean; after: number } | null = null;
     if (this.random() < this.options.probability) {
       const up = this.random() < 0.5;
@@ -266,28 +297,22 @@ export class DroppingRelay {
       client.resetAndDestroy();
       upstream.destroy();
     };
-    client.on('data', (d: Buffer) => {
-      up += d.length;
-      if (cut?.up && up > cut.after) {
+    relayConnection(client, upstream, this.sockets, {
+      up: (d) => {
+        up += d.length;
+        if (!(cut?.up && up > cut.after)) return true;
         if (!dropped) this.requestCuts++;
-        return drop();
-      }
-      if (!upstream.write(d)) client.pause();
-    });
-    upstream.on('drain', () => client.resume());
-    upstream.on('data', (d: Buffer) => {
-      down += d.length;
-      if (cut && !cut.up && down > cut.after) {
+        drop();
+        return false;
+      },
+      down: (d) => {
+        down += d.length;
+        if (!(cut && !cut.up && down > cut.after)) return true;
         if (!dropped) this.answerCuts++;
-        return drop();
-      }
-      if (!client.write(d)) upstream.pause();
+        drop();
+        return false;
+      },
     });
-    client.on('drain', () => upstream.resume());
-    client.on('end', () => upstream.end());
-    upstream.on('end', () => client.end());
-    client.on('close', () => upstream.destroy());
-    upstream.on('close', () => client.destroy());
   }
 
   async stop(): Promise<void> {

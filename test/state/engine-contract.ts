@@ -249,6 +249,92 @@ export function sessionEngineContract(name: string, factory: EngineFactory): voi
       expect((await engine.status(id))?.completion?.status).toBe(500);
     });
 
+    // Declared sessions (tus, IETF draft): created before their first byte, appended to at their offset.
+    const UNKNOWN = Number.MAX_SAFE_INTEGER;
+    const declare = async (on: SessionEngine, id: string, total: number | null, declared: SegmentRequest['declare'] = {}) => {
+      const ticket = await on.begin({ ...segmentOf(store, id, 0, -1, total), declare: declared }, POLICY);
+      return on.commit(ticket, { total, meta: META }, POLICY);
+    };
+    const append = async (on: SessionEngine, id: string, file: Buffer, start: number, end: number, total: number | null = null, length = end - start + 1) => {
+      const ticket = await on.begin({ ...segmentOf(store, id, start, end, total), append: true }, POLICY);
+      if (ticket.file && length > 0) {
+        await writeAllAt(ticket.file.handle, [file.subarray(start, start + length)], start);
+        await ticket.file.flush();
+      }
+      return on.commit(ticket, { total, meta: META, end: start + length - 1 }, POLICY);
+    };
+
+    test('a declared session exists with no bytes, outlives a failed append, and takes appends only where it continues', async () => {
+      const id = newId('d');
+      const file = Buffer.from('0123456789');
+      const created = await declare(engine, id, 10, { metadata: 'filename Zi5iaW4=' });
+      expect(created).toMatchObject({ kind: 'partial', record: { ranges: [], total: 10, declared: true, metadata: 'filename Zi5iaW4=' } });
+      expect(existsSync(created.record.dataPath)).toBe(true);
+      await engine.abort(await engine.begin({ ...segmentOf(store, id, 0, 3, null), append: true }, POLICY), POLICY);
+      expect((await engine.status(id))?.declared).toBe(true);
+      expect(await refusal(engine.begin({ ...segmentOf(store, id, 2, 3, null), append: true }, POLICY))).toMatchObject({ status: 409, reason: expect.stringMatching(/offset 2 is not where the upload continues \(0\)/) });
+      expect(await refusal(engine.begin({ ...segmentOf(store, newId('u'), 0, 3, null), append: true }, POLICY))).toMatchObject({ status: 404 });
+      expect(await refusal(engine.begin({ ...segmentOf(store, id, 0, 10, null), append: true }, POLICY))).toMatchObject({ status: 413 });
+      expect((await append(engine, id, file, 0, 5)).record.ranges).toEqual([{ start: 0, end: 5 }]);
+      engine = await ut.restart();
+      // A body of unknown length: reserved to the end, acknowledged where it really ended.
+      const last = await append(ut.another ? await ut.another() : engine, id, file, 6, UNKNOWN, null, 4);
+      expect(last.kind).toBe('handoff');
+      expect(readFileSync(last.record.dataPath).equals(file)).toBe(true);
+    });
+
+    test('a deferred length: unknown until an append (or an append of no bytes) sets it; it cannot be less than what is held', async () => {
+      const id = newId('l');
+      const file = Buffer.from('abcdefgh');
+      expect((await declare(engine, id, null)).record.total).toBeNull();
+      const first = await append(engine, id, file, 0, 4);
+      expect(first).toMatchObject({ kind: 'partial', record: { total: null, ranges: [{ start: 0, end: 4 }] } });
+      engine = await ut.restart();
+      expect(await refusal(engine.begin({ ...segmentOf(store, id, 5, 4, 3), append: true }, POLICY))).toMatchObject({ status: 409, reason: expect.stringMatching(/less than the 5 bytes/) });
+      expect((await append(engine, id, file, 5, 7)).record.total).toBeNull();
+      // No bytes, the length: the file is complete, and this request claims the hand-off.
+      const done = await append(engine, id, file, 8, 7, 8);
+      expect(done).toMatchObject({ kind: 'handoff', record: { total: 8 } });
+      if (done.kind !== 'handoff') return;
+      await engine.finishHandoff(done.record, done.claim, ANSWER, POLICY);
+      // Every byte in: the last byte again, or no bytes at the end, replays the answer.
+      expect((await append(engine, id, file, 7, 7)).kind).toBe('replay');
+      expect((await append(engine, id, file, 8, 7)).kind).toBe('replay');
+    });
+
+    test('a partial upload of a concatenation is complete without a hand-off; a legacy segment joins a declared session', async () => {
+      const part = newId('p');
+      const file = Buffer.from('part!');
+      await declare(engine, part, 5, { concat: 'partial' });
+      const outcome = await append(engine, part, file, 0, 4);
+      expect(outcome).toMatchObject({ kind: 'partial', record: { concat: 'partial', ranges: [{ start: 0, end: 4 }] } });
+      expect(await engine.status(part)).toMatchObject({ concat: 'partial' });
+      const mixed = newId('x');
+      await declare(engine, mixed, null);
+      await append(engine, mixed, file, 0, 1);
+      expect((await upload(engine, store, mixed, file, 2, 4)).kind).toBe('handoff');
+    });
+
+    test('termination: an incomplete session goes with its data; a completed one leaves its file; refused while handing off', async () => {
+      const id = newId('k');
+      const file = Buffer.from('abcdef');
+      await declare(engine, id, 6);
+      const partial = await append(engine, id, file, 0, 2);
+      expect(await engine.terminate(id, POLICY)).toBe(true);
+      expect(existsSync(partial.record.dataPath)).toBe(false);
+      expect(await engine.status(id)).toBeUndefined();
+      expect(await engine.terminate(id, POLICY)).toBe(false);
+      await expect(engine.begin({ ...segmentOf(store, id, 3, 5, null), append: true }, POLICY)).rejects.toMatchObject({ status: 404 });
+      const done = newId('k');
+      const claimed = await upload(engine, store, done, file, 0, 5);
+      if (claimed.kind !== 'handoff') throw new Error('expected a hand-off');
+      expect(await refusal(engine.terminate(done, POLICY))).toMatchObject({ status: 409 });
+      await engine.finishHandoff(claimed.record, claimed.claim, ANSWER, POLICY);
+      expect(await engine.terminate(done, POLICY)).toBe(true);
+      expect(readFileSync(claimed.record.dataPath).equals(file)).toBe(true);
+      expect(await engine.status(done)).toBeUndefined();
+    });
+
     test('model-based: random segments, failures, restarts and instances give the model\'s ranges and one hand-off', async () => {
       await fc.assert(
         fc.asyncProperty(

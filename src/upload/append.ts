@@ -1,0 +1,135 @@
+/**
+ * A request body appended to a session at an offset: the one way tus and the IETF draft write
+ * bytes (creation with data, PATCH). It is a segment like the module's (begin → stream into the
+ * data file, acknowledged bytes compared, never rewritten → durable → commit), so sessions,
+ * journals, Redis, progress and the exactly-once hand-off are the ones segments use. The caller
+ * answers the outcome in its protocol's terms; `finishOutcome` does the common part.
+ */
+import type { Context } from 'koa';
+import type { LocationConfig } from '../config/types';
+import { HttpError } from '../protocol/http-errors';
+import { intersect } from '../protocol/range-set';
+import type { ExpectedChecksum } from '../protocol/checksum';
+import { WHOLE_FILE_UNKNOWN, type FileMeta, type SessionRecord } from '../session/model';
+import type { CommitOutcome, SegmentTicket } from '../state/engine';
+import { bodyError } from '../store/store-errors';
+import { FileDigests } from '../store/digests';
+import { receiveBody } from './receive-body';
+import { digestsNeeded, renderAddHeaders, variableLookup } from './variables';
+import { completeSession, segmentWriter, sessionDataPath, sessionVariables } from './raw-upload';
+import { replayCompletion } from './responses';
+import { uploadObserver } from './observer';
+import type { UploadServices } from './services';
+
+export interface AppendRequest {
+  id: string;
+  /** Offset of the body's first byte. */
+  start: number;
+  /** Body bytes announced (Content-Length); null for a chunked body; 0 for none. */
+  length: number | null;
+  /** The upload's length as this request states it (tus `Upload-Length`, the draft's), else null. */
+  total: number | null;
+  /** The draft's `Upload-Complete: ?1`: the body is the rest of the file (its end is the length). */
+  completes: boolean;
+  checksum: ExpectedChecksum | null;
+  /** A creation request: the declared session it starts (how it describes the file, tus concatenation, tus metadata). */
+  declare?: { meta: FileMeta; concat?: string; metadata?: string };
+  /** Called once the session admitted the request (before the body is read): the draft's `104` goes out here. */
+  admitted?: (ticket: SegmentTicket) => void;
+}
+
+export interface AppendResult {
+  outcome: CommitOutcome;
+  /** Body bytes received. */
+  received: number;
+}
+
+const NO_META: FileMeta = { fileName: '', contentType: '', fieldName: '' };
+
+function recordMeta(record: SessionRecord): FileMeta {
+  return { fileName: record.fileName, contentType: record.contentType, fieldName: record.fieldName };
+}
+
+/** Streams the request body into the session at `request.start` and acknowledges it. */
+export async function appendToSession(ctx: Context, location: LocationConfig, services: UploadServices, request: AppendRequest): Promise<AppendResult> {
+  const engine = services.sessions(location);
+  const policy = services.policy(location);
+  const { id, start, length } = request;
+  const total = request.total ?? (request.completes && length !== null ? start + length : null);
+  const ticket = await engine.begin(
+    {
+      id, start, total,
+      end: length === null ? WHOLE_FILE_UNKNOWN.end : start + length - 1,
+      meta: request.declare?.meta ?? NO_META,
+      dataPath: sessionDataPath(location, id),
+      ...(request.declare ? { declare: { concat: request.declare.concat, metadata: request.declare.metadata } } : { append: true }),
+    },
+    policy,
+  );
+  const progress = uploadObserver(ctx);
+  progress?.acknowledged(ticket.record.ranges);
+  const digestKey = `${id}\0${ticket.record.createdAt}`;
+  let inOrder: FileDigests | null = null;
+  let received = 0;
+  try {
+    request.admitted?.(ticket);
+    if (length !== 0) {
+      const compare = intersect(ticket.record.ranges, ticket.range);
+      inOrder = ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, start, digestsNeeded(location));
+      const checksumDigests = request.checksum ? new FileDigests([request.checksum.algorithm]) : null;
+      // A body of unknown length may fill the reserved range, or (length deferred) what the store takes.
+      const room = ticket.range.end === WHOLE_FILE_UNKNOWN.end
+        ? Math.min(location.maxFileSize > 0 ? location.maxFileSize : Infinity, services.maxFileSize(location)) - start
+        : ticket.range.end - start + 1;
+      const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
+        start, expectedLength: length ?? Math.max(0, room), compare, softLimit: 0,
+        digesters: [...(checksumDigests?.digesters() ?? []), ...(inOrder?.digesters() ?? [])],
+      });
+      try {
+        await receiveBody(ctx.req, ctx.res, writer, location);
+      } finally {
+        unfence();
+      }
+      received = writer.received;
+      if (length !== null && received !== length) throw new HttpError(400, `request body has ${received} bytes, Content-Length announced ${length}`);
+      if (request.checksum && checksumDigests!.finish()[request.checksum.algorithm] !== request.checksum.hex) {
+        throw new HttpError(460, `${request.checksum.header} does not match the received bytes`);
+      }
+    }
+    const outcome = await engine.commit(ticket, {
+      total: total ?? (request.completes ? start + received : ticket.record.total),
+      meta: recordMeta(ticket.record),
+      end: start + received - 1,
+    }, policy);
+    if (inOrder) services.inOrderDigests.commit(digestKey, start + received - 1);
+    progress?.acknowledged(outcome.record.ranges);
+    return { outcome, received };
+  } catch (err) {
+    if (inOrder) services.inOrderDigests.abandon(digestKey);
+    await engine.abort(ticket, policy).catch((e) => services.log.warn({ session: id, err: (e as Error).message }, 'releasing a failed append failed'));
+    throw bodyError(err);
+  }
+}
+
+/**
+ * The common part of answering an append: a completed file is handed off to `upload_pass` (once,
+ * as a segment's would be: the same form fields) and the backend's answer relayed, or a stored
+ * answer replayed. Returns false for a partial outcome (the caller answers it).
+ */
+export async function finishOutcome(ctx: Context, location: LocationConfig, services: UploadServices, result: AppendResult, start: number): Promise<boolean> {
+  const { outcome, received } = result;
+  const record = outcome.record;
+  const end = start + received - 1;
+  // $upload_content_range: this request's bytes; a request without bytes names the whole file.
+  const contentRange = received > 0 ? `bytes ${start}-${end}/${record.total ?? end + 1}` : `bytes 0-${(record.total ?? 1) - 1}/${record.total ?? 0}`;
+  const vars = sessionVariables(record, contentRange);
+  if (outcome.kind === 'partial') return false;
+  if (outcome.kind === 'replay') {
+    uploadObserver(ctx)?.completed(record.completion!.status);
+    replayCompletion(ctx, record.completion!, renderAddHeaders(location, variableLookup(ctx.req, vars)));
+    return true;
+  }
+  await completeSession(ctx, location, services, record, outcome.claim, vars, contentRange, null);
+  return true;
+}
+
