@@ -655,7 +655,7 @@ const pad = (value, width, left = false) => (left ? String(value).padEnd(width) 
 const fmt = (n, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 function row(cells) {
-  const widths = [8, 5, 8, 8, 10, 9, 8, 8, 9, 10, 9];
+  const widths = [8, 5, 8, 8, 10, 9, 8, 8, 9, 10, 7, 9];
   return cells.map((c, i) => pad(c, widths[i], i < 3)).join('  ');
 }
 
@@ -736,11 +736,13 @@ async function main() {
   }
   const find = (scenario, fsync, server) => results.find((r) => r.scenario === scenario && r.fsync === fsync && r.server === server);
   if (repeat > 1) console.log(`${repeat} runs each, servers in rotating order; the median run is shown, "runs" = slowest–fastest MiB/s, peak RSS = highest\n`);
-  console.log(row(['scenario', 'fsync', 'server', 'MiB/s', 'segments/s', 'CPU µs/seg', 'p50 ms', 'p99 ms', 'peak MiB', '÷ discard', ...(repeat > 1 ? ['runs'] : [])]));
+  console.log(row(['scenario', 'fsync', 'server', 'MiB/s', 'segments/s', 'CPU µs/seg', 'p50 ms', 'p99 ms', 'peak MiB', '÷ discard', '÷ bare', ...(repeat > 1 ? ['runs'] : [])]));
   for (const r of results) {
     const discard = find(r.scenario, r.fsync, 'discard');
+    const bare = find(r.scenario, r.fsync, 'bare');
     const ratio = r.server !== 'discard' && discard ? fmt(r.rate / discard.rate, 2) : '';
-    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt((r.cpu * 1e6) / r.segments, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / MiB, 0), ratio, ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
+    const toBare = r.server === 'gateway' && bare ? fmt(r.rate / bare.rate, 2) : '';
+    console.log(row([r.scenario.name, r.fsync, r.server, fmt(r.rate), fmt(r.segments / r.seconds, 0), fmt((r.cpu * 1e6) / r.segments, 0), fmt(r.p50, 1), fmt(r.p99, 1), fmt(r.peakRss / MiB, 0), ratio, toBare, ...(repeat > 1 ? [`${fmt(r.min, 0)}–${fmt(r.max, 0)}`] : [])]));
   }
   console.log(`\nload average at end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
 
