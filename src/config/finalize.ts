@@ -6,7 +6,16 @@
  */
 import { atWhere, configError, describeWhere, type Where } from './errors';
 import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
-import type { GatewayConfig, LocationConfig, ProgressLocationConfig, ProgressZoneConfig, UploadPass } from './types';
+import type {
+  AuthRequest,
+  GatewayConfig,
+  LocationConfig,
+  MetricsLocationConfig,
+  ProgressLocationConfig,
+  ProgressZoneConfig,
+  ServedLocationSettings,
+  UploadPass,
+} from './types';
 import { parseBackendUrl, type BackendUrl } from './values';
 
 /** One level of settings (top level, http, server or location) and the level it inherits from. */
@@ -34,6 +43,8 @@ export interface LocationDraft {
   internal: Where | null;
   /** `report_uploads ZONE`: a progress location. */
   reportUploads: TargetDraft | null;
+  /** Where `upload_metrics;` was written: a metrics location. */
+  metrics?: Where | null;
 }
 
 /** `upload_progress NAME SIZE`. */
@@ -128,17 +139,18 @@ function matchProxyLocation(uri: string, targets: readonly ProxyTarget[]): Proxy
   return best;
 }
 
-/** Resolves `upload_pass` to where the request is handed; also returns the target location, if any. */
+/** Resolves `upload_pass` (or `auth_request`) to where the request goes; also returns the target location, if any. */
 function resolveUploadPass(
   target: TargetDraft,
   named: ReadonlyMap<string, ProxyTarget>,
   byUri: readonly ProxyTarget[],
+  directive = 'upload_pass',
 ): { pass: UploadPass; via: LocationDraft | null } {
   const { value, where } = target;
-  if (value.includes('$')) throw configError(where, 'variables in upload_pass are not supported');
-  if (value.length === 0) throw configError(where, 'empty value in "upload_pass" directive');
+  if (value.includes('$')) throw configError(where, `variables in ${directive} are not supported`);
+  if (value.length === 0) throw configError(where, `empty value in "${directive}" directive`);
   if (/^https?:\/\//i.test(value)) {
-    const url = atWhere(where, () => parseBackendUrl(value, 'upload_pass'));
+    const url = atWhere(where, () => parseBackendUrl(value, directive));
     return { pass: { source: value, origin: url.origin, hostHeader: url.hostHeader, path: url.path }, via: null };
   }
   if (value.startsWith('@')) {
@@ -149,12 +161,61 @@ function resolveUploadPass(
   }
   if (value.startsWith('/')) {
     const found = matchProxyLocation(value, byUri);
-    if (!found) throw configError(where, `upload_pass "${value}": no location with "proxy_pass" matches it`);
+    if (!found) throw configError(where, `${directive} "${value}": no location with "proxy_pass" matches it`);
     // proxy_pass with a URI replaces the part of the URI the location matched, as nginx does.
     const path = found.url.path === null ? value : found.url.path + value.slice(found.draft.path.length);
     return { pass: { source: value, origin: found.url.origin, hostHeader: found.url.hostHeader, path }, via: found.draft };
   }
-  throw configError(where, `invalid upload_pass "${value}": expected an http:// or https:// URL, @name or /uri`);
+  throw configError(where, `invalid ${directive} "${value}": expected an http:// or https:// URL, @name or /uri`);
+}
+
+/**
+ * `auth_request`: `/uri` goes through the location with `proxy_pass` that matches it (its
+ * timeouts, when it sets them), as `upload_pass /uri` does; a URL goes straight there.
+ */
+function resolveAuthRequest(scope: ScopeDraft, settings: FullSettings, named: ReadonlyMap<string, ProxyTarget>, byUri: readonly ProxyTarget[]): AuthRequest | null {
+  const value = settings.authRequest;
+  if (value === null) return null;
+  const where = writtenAt(scope, 'authRequest')!;
+  const { pass, via } = resolveUploadPass({ value, where }, named, byUri, 'auth_request');
+  return {
+    source: value,
+    origin: pass.origin,
+    hostHeader: pass.hostHeader,
+    path: pass.path ?? '/',
+    connectTimeoutMs: via?.scope.settings.backendConnectTimeoutMs ?? settings.backendConnectTimeoutMs,
+    readTimeoutMs: via?.scope.settings.backendReadTimeoutMs ?? settings.backendReadTimeoutMs,
+  };
+}
+
+/** A served location's access phase, logs and CORS (`auth_request` resolved); CORS credentials need named origins. */
+function servedSettings(scope: ScopeDraft, settings: FullSettings, named: ReadonlyMap<string, ProxyTarget>, byUri: readonly ProxyTarget[]): ServedLocationSettings {
+  if (settings.corsAllowCredentials && settings.corsAllowOrigins.includes('*')) {
+    throw configError(writtenAt(scope, 'corsAllowCredentials')!, '"cors_allow_credentials on" needs the allowed origins named: with "cors_allow_origin *" any site could send the user\'s credentials');
+  }
+  return {
+    access: settings.access,
+    authRequest: resolveAuthRequest(scope, settings, named, byUri),
+    authRequestCache: settings.authRequestCache,
+    accessLog: settings.accessLog,
+    corsAllowOrigins: settings.corsAllowOrigins,
+    corsAllowHeaders: settings.corsAllowHeaders,
+    corsExposeHeaders: settings.corsExposeHeaders,
+    corsAllowCredentials: settings.corsAllowCredentials,
+    corsMaxAgeMs: settings.corsMaxAgeMs,
+  };
+}
+
+/** Checks a metrics location: only the settings of served locations mean something there. */
+function checkMetricsLocation(location: LocationDraft, metrics: Where): void {
+  const other = location.uploadPass ? 'upload_pass' : location.proxyPass ? 'proxy_pass' : location.reportUploads ? 'report_uploads' : null;
+  if (other) throw configError(metrics, `"upload_metrics" and "${other}" cannot be used in the same location`);
+  if (location.match === 'named') throw configError(metrics, '"upload_metrics" is not supported in a named location');
+  if (location.internal) throw configError(location.internal, '"internal" is not supported in a metrics location (it would be unreachable)');
+  for (const [key, where] of location.scope.written) {
+    const spec = SPEC_BY_KEY.get(key);
+    if (spec && !spec.metricsLocation) throw configError(where, `"${spec.directives[0]}" has no effect in a location with "upload_metrics"`);
+  }
 }
 
 function checkLocationPath(location: LocationDraft): void {
@@ -172,6 +233,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const byUri: ProxyTarget[] = [];
   const uploads: Array<LocationDraft & { uploadPass: TargetDraft }> = [];
   const reports: Array<LocationDraft & { reportUploads: TargetDraft }> = [];
+  const metricsDrafts: LocationDraft[] = [];
 
   for (const location of draft.locations) {
     checkLocationPath(location);
@@ -180,6 +242,11 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     seen.add(identity);
 
     const { uploadPass, proxyPass, reportUploads } = location;
+    if (location.metrics) {
+      checkMetricsLocation(location, location.metrics);
+      metricsDrafts.push(location);
+      continue;
+    }
     if (reportUploads) {
       const other = uploadPass ? 'upload_pass' : proxyPass ? 'proxy_pass' : null;
       if (other) throw configError(reportUploads.where, `"report_uploads" and "${other}" cannot be used in the same location`);
@@ -205,7 +272,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     } else {
       throw configError(
         location.where,
-        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass" (nor "report_uploads")`,
+        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass" (nor "report_uploads", "upload_metrics")`,
       );
     }
   }
@@ -213,7 +280,8 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const locations = uploads.map((location): LocationConfig => {
     const { pass, via } = resolveUploadPass(location.uploadPass, named, byUri);
     // Server-level settings stay with the server (GatewayConfig).
-    const { clientHeaderTimeoutMs: _server, ...settings } = mergeSettings(defaults, ...chain(location.scope));
+    const merged = mergeSettings(defaults, ...chain(location.scope));
+    const { clientHeaderTimeoutMs: _header, errorLog: _errorLog, shutdownTimeoutMs: _shutdown, authRequest: _auth, ...settings } = merged;
     // The location that proxies decides the backend timeouts when it sets them (as in nginx, where
     // the proxying happens there); otherwise the upload location's own (or inherited) values apply.
     if (via) {
@@ -226,6 +294,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       origin: describeWhere(location.where),
       uploadPass: pass,
       ...settings,
+      ...servedSettings(location.scope, merged, named, byUri),
     };
   });
 
@@ -259,8 +328,15 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       contentType: settings.progressContentType,
       templates: settings.progressTemplates,
       sendTimeoutMs: settings.sendTimeoutMs,
+      ...servedSettings(location.scope, settings, named, byUri),
     };
   });
+  const metricsLocations = metricsDrafts.map((location): MetricsLocationConfig => ({
+    match: location.match as 'exact' | 'prefix',
+    path: location.path,
+    origin: describeWhere(location.where),
+    ...servedSettings(location.scope, mergeSettings(defaults, ...chain(location.scope)), named, byUri),
+  }));
   const progressZones = [...draft.progressZones].map(([name, zone]): ProgressZoneConfig => ({
     name,
     size: zone.size,
@@ -280,5 +356,10 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     progressZones,
     progressLocations,
     demoPage: draft.demoPage ?? false,
+    metricsLocations,
+    access: server.access,
+    accessLog: server.accessLog,
+    errorLog: server.errorLog,
+    shutdownTimeoutMs: server.shutdownTimeoutMs,
   };
 }
