@@ -10,6 +10,8 @@ import { UploadError } from '../protocol/http-errors';
 import { statusInRanges } from '../protocol/status-ranges';
 import { callBackend, type BackendAnswer } from './handoff';
 import { appendFileFields, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { uploadObserver } from './observer';
+import { performance } from 'node:perf_hooks';
 
 /** D15: the generated form is counted once; over `upload_max_output_body_len` → 413. */
 export function checkOutputLimit(length: number, location: LocationConfig): void {
@@ -47,7 +49,23 @@ export async function handOffFile(ctx: Context, location: LocationConfig, bounda
     appendFileFields(form, location.aggregateFormFields, lookup);
   }
   const addHeaders = renderAddHeaders(location, lookup);
-  checkOutputLimit(form.length, location);
-  const answer = await callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
+  const answer = await observeHandOff(ctx, async () => {
+    checkOutputLimit(form.length, location);
+    return callBackend(location, ctx.req, form.finish(), `multipart/form-data; boundary=${boundary}`);
+  });
   return { answer, addHeaders, cleanup: statusInRanges(answer.status, location.cleanup) };
+}
+
+/** Runs a hand-off and tells the request's observers how it ended and how long it took. */
+export async function observeHandOff(ctx: Context, handOff: () => Promise<BackendAnswer>): Promise<BackendAnswer> {
+  const observer = uploadObserver(ctx);
+  const started = performance.now();
+  try {
+    const answer = await handOff();
+    observer?.handedOff?.(answer.status, (performance.now() - started) / 1000);
+    return answer;
+  } catch (err) {
+    observer?.handedOff?.(null, (performance.now() - started) / 1000);
+    throw err;
+  }
 }

@@ -18,6 +18,7 @@ import { relayAnswer } from './responses';
 import { appendFileFields, digestsNeeded, lastRawHeader, renderAddHeaders, variableLookup, type FileVariables } from './variables';
 import type { UploadServices } from './services';
 import { uploadObserver } from './observer';
+import { observeHandOff } from './complete';
 
 /**
  * multipart/form-data mode (spec §4, with D1, D2, D5, D11, D14–D16): the body is parsed while it
@@ -36,6 +37,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   let form: Buffer;
   try {
     const progress = uploadObserver(ctx);
+    progress?.began?.({ session: false, created: true });
     await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location);
     form = upload.finish();
   } catch (err) {
@@ -45,7 +47,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   }
   let answer: BackendAnswer;
   try {
-    answer = await callBackend(location, req, form, null);
+    answer = await observeHandOff(ctx, () => callBackend(location, req, form, null));
   } catch (err) {
     // As the module: the answer is a 502, and upload_cleanup decides about the files.
     if (statusInRanges(502, location.cleanup)) await upload.removeFiles();

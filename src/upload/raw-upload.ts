@@ -141,6 +141,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   );
   // Upload progress (track_uploads): the session's entry starts from what the gateway holds.
   const progress = uploadObserver(ctx);
+  progress?.began?.({ session: true, created: ticket.created });
   progress?.acknowledged(ticket.record.ranges);
   const knownTotal = ticket.record.total;
   const expectedLength = range ? range.end - range.start + 1 : knownTotal;
@@ -185,6 +186,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     throw err;
   }
   if (inOrder) services.inOrderDigests.commit(digestKey, ticket.range.end);
+  progress?.committed?.();
   progress?.acknowledged(outcome.record.ranges);
 
   // $upload_content_range: the segment's range; a single-shot upload's is the module's off-by-one
@@ -283,6 +285,7 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
   const digests = new FileDigests(digestsNeeded(location));
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
   const progress = uploadObserver(ctx);
+  progress?.began?.({ session: false, created: true });
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
     digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],
