@@ -41,6 +41,7 @@ import { createExclusive, fileIdAt, NameTakenError, openOwned, unlinkIfOwned, ty
 import { storageError } from '../store/store-errors';
 import type { CommitOutcome, EnginePolicy, SegmentTicket, SessionEngine, WriteFence } from './engine';
 import { Journal, JOURNAL_TEMPORARY, readJournal, removeJournal, writeJournalAtomically } from './journal';
+import { IGNORE_STATE, timed, type StateObserver } from './observer';
 
 const SUFFIX = '.journal';
 /** The record files of earlier versions (one JSON record per session), migrated on first use. */
@@ -77,6 +78,8 @@ export interface FileEngineOptions {
   openJournals?: number;
   /** An idle session's journal is closed after this long. */
   idleMs?: number;
+  /** Told about appends, fsyncs and sessions (metrics). */
+  observer?: StateObserver;
 }
 
 export function refusalError(refusal: Refusal): UploadError {
@@ -95,8 +98,10 @@ export class FileSessionEngine implements SessionEngine {
   private readonly capacity: number;
   private readonly openJournals: number;
   private readonly idleMs: number;
+  private readonly observer: StateObserver;
 
   constructor(private readonly options: FileEngineOptions) {
+    this.observer = options.observer ?? IGNORE_STATE;
     this.actor = { instanceId: options.instanceId, singleInstance: true };
     this.capacity = options.capacity ?? 10_000;
     this.openJournals = options.openJournals ?? 256;
@@ -149,6 +154,7 @@ export class FileSessionEngine implements SessionEngine {
           return this.join(entry, decision.reserve, false);
         case 'create':
           await this.createSession(entry, decision.record, policy);
+          this.observer.sessionOpened();
           return this.join(entry, decision.reserve, true);
       }
     }
@@ -272,7 +278,9 @@ export class FileSessionEngine implements SessionEngine {
       // A session that never got a byte leaves nothing (no data file, no record).
       if (isUnused(entry)) {
         await this.turn(entry, async () => {
-          if (isUnused(entry)) await this.undoCreation(entry, entry.state.record!.replaces ? { tombstone: tombstoneFromReplaced(entry.state.record!) } : {}, policy);
+          if (!isUnused(entry)) return;
+          await this.undoCreation(entry, entry.state.record!.replaces ? { tombstone: tombstoneFromReplaced(entry.state.record!) } : {}, policy);
+          this.observer.sessionClosed('discarded');
         });
       }
     } finally {
@@ -299,6 +307,7 @@ export class FileSessionEngine implements SessionEngine {
         if (!current || current.createdAt !== record.createdAt) return;
         await this.append(entry, decideFinish(current, completion, Date.now(), policy));
         if (policy.durable) await this.sync(entry);
+        this.observer.sessionClosed('completed');
         const stored = entry.state.record!;
         await this.options.dataFiles.evict(stored.dataPath);
         // upload_cleanup: only after the answer is stored (a crash in between leaves the file, never an answer without it).
@@ -341,6 +350,7 @@ export class FileSessionEngine implements SessionEngine {
     // Journals untouched for less than this cannot have expired: they are not even read.
     const youngest = now - Math.min(policy.sessionTimeoutMs, policy.completedRetentionMs);
     let removed = 0;
+    let open = 0;
     for await (const file of walkFiles(this.options.dir)) {
       const name = path.basename(file);
       if (JOURNAL_TEMPORARY.test(name)) {
@@ -353,16 +363,22 @@ export class FileSessionEngine implements SessionEngine {
       const id = name.slice(0, -suffix.length);
       if (!this.entries.has(id) && suffix === SUFFIX) {
         const stat = await fs.stat(file).catch(() => null);
-        if (!stat || stat.mtimeMs > youngest) continue;
+        if (!stat || stat.mtimeMs > youngest) {
+          // Too young to expire: only counted, from the journal, without loading the session.
+          if (stat && isOpen(replay((await readJournal(file).catch(() => null))?.records ?? []).record)) open++;
+          continue;
+        }
       }
       const entry = await this.pin(id).catch(() => null);
       if (!entry) continue;
       try {
         if (await this.turn(entry, () => this.sweepSession(entry, policy, Date.now()))) removed++;
+        if (isOpen(entry.state.record)) open++;
       } finally {
         entry.pins--;
       }
     }
+    this.observer.sessionsCounted(open);
     return removed;
   }
 
@@ -384,6 +400,7 @@ export class FileSessionEngine implements SessionEngine {
       // The data first: a crash in between leaves a record whose file is gone, which expires again.
       if (record.fileId && !record.completion) await unlinkIfOwned(record.dataPath, record.fileId);
       await this.replaceState(entry, {}, policy);
+      this.observer.sessionClosed('expired');
     }
     return true;
   }
@@ -485,7 +502,8 @@ export class FileSessionEngine implements SessionEngine {
     if (records.length === 0) return;
     try {
       if (!entry.journal) entry.journal = await Journal.open(this.journalPath(entry.id));
-      await entry.journal.append(records);
+      const journal = entry.journal;
+      await timed(() => journal.append(records), (seconds) => this.observer.journalAppended(seconds));
     } catch (err) {
       throw storageError(err, 'the session state store');
     }
@@ -494,7 +512,8 @@ export class FileSessionEngine implements SessionEngine {
 
   private async sync(entry: Entry): Promise<void> {
     try {
-      await entry.journal?.sync();
+      const journal = entry.journal;
+      if (journal) await timed(() => journal.sync(), (seconds) => this.observer.synced('journal', seconds));
     } catch (err) {
       throw storageError(err, 'the session state store');
     }
@@ -537,6 +556,11 @@ export class FileSessionEngine implements SessionEngine {
       }
     }
   }
+}
+
+/** An incomplete session (counted as open by the sweep). */
+function isOpen(record: SessionRecord | undefined): boolean {
+  return !!record && !record.completion;
 }
 
 /** A session that has not acknowledged a byte and has no segment in flight. */
