@@ -33,6 +33,16 @@ export interface HttpServerOptions {
   shortestSendTimeoutMs?: number;
   /** Accept bare-LF request heads as nginx does (default true). */
   bareLfHeads?: boolean;
+  /** Told of every request before anything is checked (the request log and metrics see refused ones too). */
+  onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+}
+
+const SEND_TIMEOUTS = new WeakMap<http.Server, SendTimeouts>();
+
+/** Applies new timeouts to a running server (a configuration reload); connections stay. */
+export function updateHttpServer(server: http.Server, options: Pick<HttpServerOptions, 'clientHeaderTimeoutMs' | 'sendTimeoutMs' | 'shortestSendTimeoutMs'>): void {
+  server.headersTimeout = options.clientHeaderTimeoutMs;
+  SEND_TIMEOUTS.get(server)?.configure(options.sendTimeoutMs, options.shortestSendTimeoutMs ?? options.sendTimeoutMs);
 }
 
 type Response = http.ServerResponse & { req?: http.IncomingMessage };
@@ -54,7 +64,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
   const sendTimeouts = new SendTimeouts(options.sendTimeoutMs, options.shortestSendTimeoutMs ?? options.sendTimeoutMs);
   // The last request node:http emitted on each connection (a parse error follows it).
   const lastResponses = new WeakMap<Socket, Response>();
-  const serial = oneRequestAtATime(handler, sendTimeouts, lastResponses);
+  const serial = oneRequestAtATime(handler, sendTimeouts, lastResponses, options.onRequest);
   const server = http.createServer({
     insecureHTTPParser: false,
     requestTimeout: 0,
@@ -62,6 +72,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
     // How often node:http looks for heads past their timeout (its default is every 30 s).
     connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(options.clientHeaderTimeoutMs / 4))),
   }, serial);
+  SEND_TIMEOUTS.set(server, sendTimeouts);
   // Outlive the keep-alive of a front proxy's upstream connections (nginx: 60s), so a proxy never
   // reuses a connection the gateway is just closing (that POST would get a 502).
   server.keepAliveTimeout = 65_000;
@@ -119,7 +130,7 @@ function normalizeBareLfHeads(socket: ServerSocket): void {
  * A request that breaks the framing rules is answered here and ends the connection; a request
  * queued behind an answer that closes the connection is never run.
  */
-function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTimeouts, lastResponses: WeakMap<Socket, Response>): http.RequestListener {
+function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTimeouts, lastResponses: WeakMap<Socket, Response>, onRequest?: HttpServerOptions['onRequest']): http.RequestListener {
   const tails = new WeakMap<Socket, Promise<void>>();
   return (req, res) => {
     const socket = req.socket;
@@ -132,6 +143,7 @@ function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTime
           return;
         }
         sendTimeouts.reset(socket);
+        onRequest?.(req, res);
         const problem = requestFramingProblem(req);
         if (problem) return answerPlain(res, problem.status, problem.reason);
         if (closesConnection(req)) res.shouldKeepAlive = false;

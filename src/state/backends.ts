@@ -54,6 +54,8 @@ export class StateBackends {
   private markerTimer: NodeJS.Timeout | null = null;
   private lastRedisError = 0;
   private readonly maxFileSizes = new Map<string, number>();
+  /** Incomplete sessions per engine, as each one's last sweep counted them. */
+  private readonly openSessions = new Map<string, number>();
 
   private readonly observer: StateObserver;
 
@@ -89,13 +91,31 @@ export class StateBackends {
     let engine = this.engines.get(key);
     if (!engine) {
       const { instanceId } = this.options;
-      const { observer, dataFiles } = this;
+      const { dataFiles } = this;
+      // Each engine counts its own sessions; the observer hears the sum over the engines.
+      const base = this.observer;
+      const observer: StateObserver = {
+        journalAppended: (seconds) => base.journalAppended(seconds),
+        synced: (file, seconds) => base.synced(file, seconds),
+        redisRoundTrip: (operation, seconds) => base.redisRoundTrip(operation, seconds),
+        redisFailed: (operation) => base.redisFailed(operation),
+        sessionOpened: () => base.sessionOpened(),
+        sessionClosed: (reason) => base.sessionClosed(reason),
+        sessionsCounted: (open) => this.sessionsCounted(key, open),
+      };
       engine = url
         ? new RedisSessionEngine(this.redisClient(url), { prefix: this.prefix(), instanceId, dataFiles, observer, reserveTtlMs: this.options.redis?.reserveTtlMs })
         : new FileSessionEngine({ dir: location.stateStore.dir, levels: location.stateStore.levels, instanceId, dataFiles, observer });
       this.engines.set(key, engine);
     }
     return engine;
+  }
+
+  private sessionsCounted(engine: string, open: number): void {
+    this.openSessions.set(engine, open);
+    let total = 0;
+    for (const count of this.openSessions.values()) total += count;
+    this.observer.sessionsCounted(total);
   }
 
   /** The largest file the store directory's file system holds (probed at start-up; unknown: no limit). */
