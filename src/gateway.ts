@@ -32,7 +32,7 @@ import { Drain } from './http/drain';
 import { interruptRequest } from './upload/interrupt';
 import { GatewayMetrics } from './ops/metrics';
 import { GatewayLogs } from './ops/logs';
-import { observationOf, observeRequest, startObservation } from './ops/observe';
+import { observationOf, observeRequest, requestObservers } from './ops/observe';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -189,7 +189,7 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
     sendTimeoutMs: initial.sendTimeoutMs,
     shortestSendTimeoutMs: current.shortestSendTimeoutMs,
     bareLfHeads: options.bareLfHeads,
-    onRequest: startObservation(() => [metrics, logs], () => current.top.accessLog),
+    ...requestObservers(() => [metrics, logs], () => current.top.accessLog),
   });
   server.on('connection', (socket) => {
     metrics.connectionOpened();

@@ -35,6 +35,8 @@ export interface HttpServerOptions {
   bareLfHeads?: boolean;
   /** Told of every request before anything is checked (the request log and metrics see refused ones too). */
   onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** Told of what the parser refused before there was a request (malformed framing): the answer's status and reason. */
+  onRefused?: (socket: Socket, status: number, reason: string) => void;
 }
 
 const SEND_TIMEOUTS = new WeakMap<http.Server, SendTimeouts>();
@@ -86,7 +88,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
     socket.on('error', () => undefined);
     endWith(socket, plainAnswer(405, 'method CONNECT is not supported: this is an upload gateway, not a proxy'));
   });
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerClientError(err, socket as ServerSocket, lastResponses));
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerClientError(err, socket as ServerSocket, lastResponses, options.onRefused));
   return server;
 }
 
@@ -176,7 +178,7 @@ function answerPlain(res: http.ServerResponse, status: number, reason: string): 
   res.end(body);
 }
 
-function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: ServerSocket, lastResponses: WeakMap<Socket, Response>): void {
+function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: ServerSocket, lastResponses: WeakMap<Socket, Response>, onRefused?: HttpServerOptions['onRefused']): void {
   // Bytes after a complete Connection: close request: HTTP framing already ended that request.
   if (err.code === 'HPE_CLOSED_CONNECTION') return;
   if (!socket.writable || err.code === 'ECONNRESET') {
@@ -197,6 +199,7 @@ function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, soc
       last.prependOnceListener('finish', () => {
         socket[ANSWERED_BY_HTTP_LAYER] = true;
         if (socket.writable) socket.write(answer);
+        onRefused?.(socket, status, text);
       });
       return;
     }
@@ -218,4 +221,5 @@ function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, soc
   }
   socket[ANSWERED_BY_HTTP_LAYER] = true;
   endWith(socket, answer);
+  onRefused?.(socket, status, text);
 }

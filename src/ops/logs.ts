@@ -28,8 +28,20 @@ function accessLine(facts: RequestFacts, instance: string): Record<string, unkno
   };
 }
 
-function open(dest: string | number): Destination {
-  return pino.destination({ dest, sync: true, mkdir: typeof dest === 'string' });
+/**
+ * The standard streams by their descriptors, not opened again by path: a container's stdout is a
+ * pipe of the runtime's that a non-root user may not open as `/dev/stdout`.
+ */
+const STREAMS: Readonly<Record<string, number>> = { stderr: 2, '/dev/stdout': 1, '/dev/stderr': 2 };
+
+function open(file: string): Destination {
+  const fd = STREAMS[file];
+  return fd !== undefined ? pino.destination({ dest: fd, sync: true }) : pino.destination({ dest: file, sync: true, mkdir: true });
+}
+
+/** A file of its own (reopened on SIGUSR1, closed when no longer used), not a standard stream. */
+function isFile(file: string | null): boolean {
+  return file !== null && STREAMS[file] === undefined;
 }
 
 export class GatewayLogs implements RequestSink {
@@ -38,7 +50,7 @@ export class GatewayLogs implements RequestSink {
   private errorFile: string | null = null;
   private errorDestination: Destination | null = null;
   private get errorIsFile(): boolean {
-    return this.errorFile !== null && this.errorFile !== 'stderr';
+    return isFile(this.errorFile);
   }
 
   private readonly accessFiles = new Map<string, { destination: Destination; logger: Logger }>();
@@ -48,7 +60,7 @@ export class GatewayLogs implements RequestSink {
     private readonly instance: string,
     private readonly given?: Logger,
   ) {
-    this.log = given ?? pino({ level: process.env.LOG_LEVEL ?? 'info' }, { write: (line: string) => (this.errorDestination ??= open(1)).write(line) });
+    this.log = given ?? pino({ level: process.env.LOG_LEVEL ?? 'info' }, { write: (line: string) => (this.errorDestination ??= open('/dev/stdout')).write(line) });
   }
 
   /** Opens what `config` names (throws when a file cannot be opened) and closes the access logs it no longer names. */
@@ -59,14 +71,14 @@ export class GatewayLogs implements RequestSink {
     for (const [file, { destination }] of this.accessFiles) {
       if (!wanted.has(file)) {
         this.accessFiles.delete(file);
-        destination.end();
+        if (isFile(file)) destination.end();
       }
     }
     if (this.given) return;
     const errorLog = config.errorLog;
     const file = errorLog?.file ?? null;
     if (file !== this.errorFile) {
-      const next = file === null ? open(1) : file === 'stderr' ? open(2) : open(file);
+      const next = open(file ?? '/dev/stdout');
       const previous = this.errorDestination;
       const previousIsFile = this.errorIsFile;
       this.errorDestination = next;
@@ -99,12 +111,12 @@ export class GatewayLogs implements RequestSink {
 
   /** SIGUSR1: every log file is opened again at its path (after a rotation moved it away). */
   reopen(): void {
-    for (const { destination } of this.accessFiles.values()) destination.reopen();
+    for (const [file, { destination }] of this.accessFiles) if (isFile(file)) destination.reopen();
     if (this.errorIsFile) this.errorDestination?.reopen();
   }
 
   close(): void {
-    for (const { destination } of this.accessFiles.values()) destination.end();
+    for (const [file, { destination }] of this.accessFiles) if (isFile(file)) destination.end();
     this.accessFiles.clear();
     if (this.errorIsFile) this.errorDestination?.end();
   }

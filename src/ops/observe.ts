@@ -5,6 +5,7 @@
  * events (bytes, acknowledgements, hand-offs) reach the sinks while they happen.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Context, Middleware } from 'koa';
 import { observeUpload, type UploadObserver } from '../upload/observer';
 import type { ByteRange } from '../protocol/range-set';
@@ -120,14 +121,25 @@ export class RequestObservation implements UploadObserver {
 }
 
 /**
- * The HTTP layer's hook (`createHttpServer`'s `onRequest`): starts the request's observation; it
- * finishes when the response closes. `accessLog`: the top level's, until a location is matched.
+ * The HTTP layer's hooks (`createHttpServer`'s `onRequest`, `onRefused`): a request's observation
+ * starts when node:http hands it over and finishes when its response closes; what the parser
+ * refuses before there is a request is one finished request of its own (no method, no URI).
+ * `accessLog`: the top level's, until a location is matched.
  */
-export function startObservation(sinks: () => readonly RequestSink[], accessLog: () => string | null): (req: IncomingMessage, res: ServerResponse) => void {
-  return (req, res) => {
-    const observation = new RequestObservation(req, sinks(), accessLog());
-    observations.set(req, observation);
-    res.once('close', () => observation.finish(res));
+export function requestObservers(sinks: () => readonly RequestSink[], accessLog: () => string | null) {
+  return {
+    onRequest(req: IncomingMessage, res: ServerResponse): void {
+      const observation = new RequestObservation(req, sinks(), accessLog());
+      observations.set(req, observation);
+      res.once('close', () => observation.finish(res));
+    },
+    onRefused(socket: Socket, status: number, reason: string): void {
+      const facts: RequestFacts = {
+        time: new Date(), remoteAddr: socket.remoteAddress ?? '', method: '', uri: '', sessionId: null, range: null,
+        status, reason, bodyBytes: 0, bytesSent: 0, seconds: 0, location: '', upload: null, handedOff: false, accessLog: accessLog(),
+      };
+      for (const sink of sinks()) sink.finished(facts);
+    },
   };
 }
 
