@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { CaptureBackend, httpRequest, rawRequest } from '../helpers/gateway';
 import { startGateway } from '../helpers/process';
-import { parseRanges, randomFile, sendSegment, sleep, statusQuery, type ByteRange, type SimpleResponse } from '../helpers/segments';
+import { parseRanges, randomFile, sendSegment, statusQuery, type ByteRange, type SimpleResponse } from '../helpers/segments';
 import { RawConnection } from '../adversarial/helpers';
 import { eventually, sample, scrape, startOpsGateway, type OpsGateway } from './helpers';
 
