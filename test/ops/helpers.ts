@@ -95,6 +95,17 @@ export function sample(exposition: string, name: string, labels: Record<string, 
   return undefined;
 }
 
+/** Whether a new connection to `port` is refused. */
+export function refused(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(false);
+    });
+    socket.on('error', () => resolve(true));
+  });
+}
+
 /** Polls `check` until it returns true (or fails the test after `ms`). */
 export async function eventually(what: string, check: () => Promise<boolean> | boolean, ms = 15_000): Promise<void> {
   const deadline = Date.now() + ms;

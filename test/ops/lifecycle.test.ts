@@ -9,12 +9,11 @@
  *   kept-alive connection goes on; a refused file (or a new `listen`) keeps the running one.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { CaptureBackend, httpRequest, rawRequest } from '../helpers/gateway';
 import { startGateway } from '../helpers/process';
 import { parseRanges, randomFile, sendSegment, statusQuery, type ByteRange, type SimpleResponse } from '../helpers/segments';
 import { RawConnection } from '../adversarial/helpers';
-import { eventually, sample, scrape, startOpsGateway, type OpsGateway } from './helpers';
+import { eventually, refused, sample, scrape, startOpsGateway, type OpsGateway } from './helpers';
 
 const MiB = 1024 * 1024;
 const SEGMENTS: ByteRange[] = [0, 1, 2, 3].map((i) => ({ start: i * MiB, end: (i + 1) * MiB - 1 }));
@@ -49,17 +48,6 @@ location = /metrics {
 /** Waits until the gateway has admitted `count` segments (they stream now). */
 async function admitted(gw: OpsGateway, count: number): Promise<void> {
   await eventually(`${count} segments admitted`, async () => sample(await scrape(gw.port), 'upload_gateway_segments_in_flight') === count);
-}
-
-/** Whether a new connection to `port` is refused. */
-function refused(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.destroy();
-      resolve(false);
-    });
-    socket.on('error', () => resolve(true));
-  });
 }
 
 function exited(gw: OpsGateway): Promise<{ code: number | null; signal: string | null }> {
