@@ -54,7 +54,7 @@ export async function uploadAll(port: number, file: Buffer, id: string, ranges: 
  * of its body; once all are paused, `kill()` runs (once) and the bodies are finished. Resolves
  * with each segment's answer (a lost connection: status 0), in the order of `ranges`.
  */
-async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>): Promise<SimpleResponse[]> {
+export async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>): Promise<SimpleResponse[]> {
   let paused = 0;
   let killed: Promise<void> | null = null;
   const allPaused = new Promise<void>((resolve) => {

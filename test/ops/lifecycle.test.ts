@@ -11,7 +11,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CaptureBackend, httpRequest, rawRequest } from '../helpers/gateway';
 import { startGateway } from '../helpers/process';
-import { parseRanges, randomFile, sendSegment, statusQuery, type ByteRange, type SimpleResponse } from '../helpers/segments';
+import { parseRanges, randomFile, sendSegment, statusQuery, type ByteRange } from '../helpers/segments';
+import { sendWhileKilling } from '../helpers/retrying-upload';
 import { RawConnection } from '../adversarial/helpers';
 import { eventually, refused, sample, scrape, startOpsGateway, type OpsGateway } from './helpers';
 
@@ -61,26 +62,13 @@ async function restart(gw: OpsGateway): Promise<OpsGateway> {
   return { ...again, dir: gw.dir, store: gw.store, state: gw.state, configFile: gw.configFile };
 }
 
-/** Sends `segments` at once, each held after 256 KiB until `release` resolves. */
-function held(port: number, id: string, file: Buffer, segments: ByteRange[], release: Promise<void>): { paused: Promise<void>; answers: Promise<SimpleResponse[]> } {
-  let count = 0;
-  let allPaused!: () => void;
-  const paused = new Promise<void>((resolve) => (allPaused = resolve));
-  const answers = Promise.all(
-    segments.map((range) =>
-      sendSegment(port, id, file, range, {
-        timeoutMs: 60_000,
-        pauseAt: {
-          bodyBytes: 256 * 1024,
-          hook: async () => {
-            if (++count === segments.length) allPaused();
-            await release;
-          },
-        },
-      }),
-    ),
-  );
-  return { paused, answers };
+/** After a restart: the session holds `ranges`; sending `last` completes the upload, byte-identical. */
+async function finishAfterRestart(gw: OpsGateway, id: string, file: Buffer, ranges: ByteRange[], last: ByteRange): Promise<OpsGateway> {
+  const again = await restart(gw);
+  expect(parseRanges((await statusQuery(again.port, id)).headers.range).ranges).toEqual(ranges);
+  expect((await sendSegment(again.port, id, file, last)).status).toBe(200);
+  await expectComplete(again, id, file);
+  return again;
 }
 
 async function expectComplete(gw: OpsGateway, id: string, file: Buffer): Promise<void> {
@@ -102,24 +90,17 @@ test('SIGTERM: segments in flight finish (201), new connections are refused, idl
     await idle.write(httpRequest('GET', '/upload', [['Session-ID', id], ['Connection', 'keep-alive']]));
     expect((await idle.waitAnswers(1, 5000)).answers[0].status).toBe(200);
 
-    let release!: () => void;
-    const { paused, answers } = held(gw.port, id, file, SEGMENTS.slice(1, 3), new Promise((resolve) => (release = resolve)));
-    await paused;
-    await admitted(gw, 2);
     const gone = exited(gw);
-    gw.child.kill('SIGTERM');
-    await eventually('new connections refused', () => refused(gw.port), 5000);
-    expect((await idle.waitClosed(2000)).closed).toBe(true);
-    release();
-    const results = await answers;
+    // Two segments held after 256 KiB while the gateway stops; their bodies go on once it refuses new connections.
+    const results = await sendWhileKilling(gw.port, file, id, SEGMENTS.slice(1, 3), async () => {
+      await admitted(gw, 2);
+      gw.child.kill('SIGTERM');
+      await eventually('new connections refused', () => refused(gw.port), 5000);
+      expect((await idle.waitClosed(2000)).closed).toBe(true);
+    });
     expect(results.map((r) => r.status)).toEqual([201, 201]);
     expect(await gone).toEqual({ code: 0, signal: null });
-
-    gw = await restart(gw);
-    const ranges = parseRanges((await statusQuery(gw.port, id)).headers.range);
-    expect(ranges.ranges).toEqual([{ start: 0, end: 3 * MiB - 1 }]);
-    expect((await sendSegment(gw.port, id, file, SEGMENTS[3])).status).toBe(200);
-    await expectComplete(gw, id, file);
+    gw = await finishAfterRestart(gw, id, file, [{ start: 0, end: 3 * MiB - 1 }], SEGMENTS[3]);
   } finally {
     await gw.stop();
   }
@@ -131,23 +112,21 @@ test('SIGQUIT, a segment stalled past worker_shutdown_timeout: a retryable 503, 
   const id = 'graceful-2';
   try {
     for (const range of [SEGMENTS[0], SEGMENTS[2], SEGMENTS[3]]) expect((await sendSegment(gw.port, id, file, range)).status).toBe(201);
-    const { paused, answers } = held(gw.port, id, file, [SEGMENTS[1]], new Promise(() => undefined));
-    await paused;
-    await admitted(gw, 1);
     const gone = exited(gw);
-    const signalled = Date.now();
-    gw.child.kill('SIGQUIT');
-    const [answer] = await answers;
+    let signalled = 0;
+    // The segment's body never goes on: the gateway answers it when its grace time is over.
+    const [answer] = await sendWhileKilling(gw.port, file, id, [SEGMENTS[1]], async () => {
+      await admitted(gw, 1);
+      signalled = Date.now();
+      gw.child.kill('SIGQUIT');
+      await new Promise(() => undefined);
+    });
     expect(Date.now() - signalled).toBeGreaterThanOrEqual(1000);
     expect(answer.status).toBe(503);
     expect(answer.headers['retry-after']).toBe('1');
     expect(answer.body.toString()).toContain('the gateway stopped before this request was received whole');
     expect(await gone).toEqual({ code: 0, signal: null });
-
-    gw = await restart(gw);
-    expect(parseRanges((await statusQuery(gw.port, id)).headers.range).ranges).toEqual([{ start: 0, end: MiB - 1 }, { start: 2 * MiB, end: 4 * MiB - 1 }]);
-    expect((await sendSegment(gw.port, id, file, SEGMENTS[1])).status).toBe(200);
-    await expectComplete(gw, id, file);
+    gw = await finishAfterRestart(gw, id, file, [{ start: 0, end: MiB - 1 }, { start: 2 * MiB, end: 4 * MiB - 1 }], SEGMENTS[1]);
   } finally {
     await gw.stop();
   }
@@ -169,15 +148,14 @@ test('SIGHUP: the new configuration applies without dropping a connection; a ref
     expect(await version(kept)).toBe('v1');
     expect((await sendSegment(gw.port, id, file, SEGMENTS[0])).status).toBe(201);
 
-    let release!: () => void;
-    const { paused, answers } = held(gw.port, id, file, [SEGMENTS[1]], new Promise((resolve) => (release = resolve)));
-    await paused;
-    await admitted(gw, 1);
-    writeFileSync(gw.configFile, text.replace('X-Config v1', 'X-Config v2'));
-    gw.child.kill('SIGHUP');
-    await eventually('v2 in effect', async () => (await version()) === 'v2', 10_000);
-    release();
-    expect((await answers)[0].status).toBe(201);
+    // A segment held after 256 KiB while the configuration changes under it.
+    const [held] = await sendWhileKilling(gw.port, file, id, [SEGMENTS[1]], async () => {
+      await admitted(gw, 1);
+      writeFileSync(gw.configFile, text.replace('X-Config v1', 'X-Config v2'));
+      gw.child.kill('SIGHUP');
+      await eventually('v2 in effect', async () => (await version()) === 'v2', 10_000);
+    });
+    expect(held.status).toBe(201);
     expect(await version(kept)).toBe('v2');
     expect(kept.closed).toBe(false);
 
