@@ -6,14 +6,13 @@
  */
 import { atWhere, configError, describeWhere, type Where } from './errors';
 import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
+import { checkMetricsLocation, servedSettings, writtenAt } from './served';
 import type {
-  AuthRequest,
   GatewayConfig,
   LocationConfig,
   MetricsLocationConfig,
   ProgressLocationConfig,
   ProgressZoneConfig,
-  ServedLocationSettings,
   UploadPass,
 } from './types';
 import { parseBackendUrl, type BackendUrl } from './values';
@@ -117,15 +116,6 @@ function checkProgressLocation(location: LocationDraft): void {
   }
 }
 
-/** Where a setting in effect for `scope` was written (the innermost level that has it). */
-function writtenAt(scope: ScopeDraft, key: SettingKey): Where | undefined {
-  for (let s: ScopeDraft | null = scope; s; s = s.parent) {
-    const where = s.written.get(key);
-    if (where) return where;
-  }
-  return undefined;
-}
-
 /** nginx location matching among the proxy locations: an exact match first, then the longest prefix. */
 function matchProxyLocation(uri: string, targets: readonly ProxyTarget[]): ProxyTarget | null {
   const exact = targets.find((t) => t.draft.match === 'exact' && t.draft.path === uri);
@@ -169,55 +159,6 @@ function resolveUploadPass(
   throw configError(where, `invalid ${directive} "${value}": expected an http:// or https:// URL, @name or /uri`);
 }
 
-/**
- * `auth_request`: `/uri` goes through the location with `proxy_pass` that matches it (its
- * timeouts, when it sets them), as `upload_pass /uri` does; a URL goes straight there.
- */
-function resolveAuthRequest(scope: ScopeDraft, settings: FullSettings, named: ReadonlyMap<string, ProxyTarget>, byUri: readonly ProxyTarget[]): AuthRequest | null {
-  const value = settings.authRequest;
-  if (value === null) return null;
-  const where = writtenAt(scope, 'authRequest')!;
-  const { pass, via } = resolveUploadPass({ value, where }, named, byUri, 'auth_request');
-  return {
-    source: value,
-    origin: pass.origin,
-    hostHeader: pass.hostHeader,
-    path: pass.path ?? '/',
-    connectTimeoutMs: via?.scope.settings.backendConnectTimeoutMs ?? settings.backendConnectTimeoutMs,
-    readTimeoutMs: via?.scope.settings.backendReadTimeoutMs ?? settings.backendReadTimeoutMs,
-  };
-}
-
-/** A served location's access phase, logs and CORS (`auth_request` resolved); CORS credentials need named origins. */
-function servedSettings(scope: ScopeDraft, settings: FullSettings, named: ReadonlyMap<string, ProxyTarget>, byUri: readonly ProxyTarget[]): ServedLocationSettings {
-  if (settings.corsAllowCredentials && settings.corsAllowOrigins.includes('*')) {
-    throw configError(writtenAt(scope, 'corsAllowCredentials')!, '"cors_allow_credentials on" needs the allowed origins named: with "cors_allow_origin *" any site could send the user\'s credentials');
-  }
-  return {
-    access: settings.access,
-    authRequest: resolveAuthRequest(scope, settings, named, byUri),
-    authRequestCache: settings.authRequestCache,
-    accessLog: settings.accessLog,
-    corsAllowOrigins: settings.corsAllowOrigins,
-    corsAllowHeaders: settings.corsAllowHeaders,
-    corsExposeHeaders: settings.corsExposeHeaders,
-    corsAllowCredentials: settings.corsAllowCredentials,
-    corsMaxAgeMs: settings.corsMaxAgeMs,
-  };
-}
-
-/** Checks a metrics location: only the settings of served locations mean something there. */
-function checkMetricsLocation(location: LocationDraft, metrics: Where): void {
-  const other = location.uploadPass ? 'upload_pass' : location.proxyPass ? 'proxy_pass' : location.reportUploads ? 'report_uploads' : null;
-  if (other) throw configError(metrics, `"upload_metrics" and "${other}" cannot be used in the same location`);
-  if (location.match === 'named') throw configError(metrics, '"upload_metrics" is not supported in a named location');
-  if (location.internal) throw configError(location.internal, '"internal" is not supported in a metrics location (it would be unreachable)');
-  for (const [key, where] of location.scope.written) {
-    const spec = SPEC_BY_KEY.get(key);
-    if (spec && !spec.metricsLocation) throw configError(where, `"${spec.directives[0]}" has no effect in a location with "upload_metrics"`);
-  }
-}
-
 function checkLocationPath(location: LocationDraft): void {
   if (location.match === 'named') {
     if (!/^@[^\s/]+$/.test(location.path)) throw configError(location.where, `invalid named location "${location.path}"`);
@@ -234,6 +175,8 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const uploads: Array<LocationDraft & { uploadPass: TargetDraft }> = [];
   const reports: Array<LocationDraft & { reportUploads: TargetDraft }> = [];
   const metricsDrafts: LocationDraft[] = [];
+  // auth_request /uri resolves through the proxy locations, as upload_pass /uri does.
+  const resolveTarget = (target: TargetDraft, directive: string) => resolveUploadPass(target, named, byUri, directive);
 
   for (const location of draft.locations) {
     checkLocationPath(location);
@@ -243,7 +186,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
 
     const { uploadPass, proxyPass, reportUploads } = location;
     if (location.metrics) {
-      checkMetricsLocation(location, location.metrics);
+      checkMetricsLocation(location, location.metrics, SPEC_BY_KEY);
       metricsDrafts.push(location);
       continue;
     }
@@ -294,7 +237,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       origin: describeWhere(location.where),
       uploadPass: pass,
       ...settings,
-      ...servedSettings(location.scope, merged, named, byUri),
+      ...servedSettings(location.scope, merged, resolveTarget),
     };
   });
 
@@ -328,14 +271,14 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       contentType: settings.progressContentType,
       templates: settings.progressTemplates,
       sendTimeoutMs: settings.sendTimeoutMs,
-      ...servedSettings(location.scope, settings, named, byUri),
+      ...servedSettings(location.scope, settings, resolveTarget),
     };
   });
   const metricsLocations = metricsDrafts.map((location): MetricsLocationConfig => ({
     match: location.match as 'exact' | 'prefix',
     path: location.path,
     origin: describeWhere(location.where),
-    ...servedSettings(location.scope, mergeSettings(defaults, ...chain(location.scope)), named, byUri),
+    ...servedSettings(location.scope, mergeSettings(defaults, ...chain(location.scope)), resolveTarget),
   }));
   const progressZones = [...draft.progressZones].map(([name, zone]): ProgressZoneConfig => ({
     name,
