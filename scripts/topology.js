@@ -2,12 +2,12 @@
 'use strict';
 /**
  * `npm run topology`: the docker-compose deployment (docker/) natively on loopback — nginx, two
- * gateway processes, redis-server and the sample backend — until Ctrl-C. The same code as
+ * gateway processes, redis-server, the sample backend and prometheus — until Ctrl-C. The same code as
  * test/topology.test.ts (test/helpers/topology.ts), loaded through TypeScript's transpiler.
  *
  *   npm run topology [-- --port 8080] [--keep]
  *
- * Needs the Debian packages nginx and redis-server, and the built gateway (the npm script builds).
+ * Needs the Debian packages nginx, redis-server and prometheus, and the built gateway (the npm script builds).
  */
 const fs = require('node:fs');
 const ts = require('typescript');
@@ -44,6 +44,7 @@ async function main() {
   gateway2              http://127.0.0.1:${ports.gateways[1]}
   sample backend        http://127.0.0.1:${ports.backend}
   redis                 redis://127.0.0.1:${ports.redis}/0
+  prometheus            http://127.0.0.1:${ports.prometheus}   (docker/prometheus/prometheus.yml; gateways' /metrics)
   shared volume         ${topology.dataDir}
   nginx config          ${topology.nginx.configFile}
 

@@ -20,7 +20,17 @@ const USAGE = `usage: upload-gateway [--config FILE] [--listen [ADDR:]PORT] [--t
 
   upload          the resumable command-line client (see upload-gateway upload --help)
   healthcheck     exit 0 when GET URL answers 200 (for container healthchecks)
+
+signals (as nginx's): SIGTERM, SIGQUIT graceful stop (worker_shutdown_timeout); SIGINT stop at
+  once; SIGHUP re-read the configuration (a bad file is refused, the running one stays);
+  SIGUSR1 reopen the log files
 `;
+
+/** The configuration file, with `--listen` overriding its `listen`. */
+function readConfig(file: string, listen: { host: string; port: number } | undefined): GatewayConfig {
+  const config = loadConfigFile(file);
+  return listen ? { ...config, listen } : config;
+}
 
 /** `upload-gateway upload …`: the client's command, bundled with the client into dist/client/cli.cjs. */
 async function uploadCommand(argv: string[]): Promise<number> {
@@ -34,7 +44,7 @@ async function uploadCommand(argv: string[]): Promise<number> {
 }
 
 
-/** Runs the gateway until SIGINT/SIGTERM; resolves with an exit code for errors. */
+/** Runs the gateway until a stop signal (see `runUntilStopped`); resolves with an exit code. */
 export async function main(argv: string[]): Promise<number | undefined> {
   if (argv[0] === 'upload') return uploadCommand(argv.slice(1));
   // `upload-gateway sample-backend …`: the built-in sample backend as its own service (docker/).
@@ -68,8 +78,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 
   let config: GatewayConfig;
   try {
-    config = configPath ? loadConfigFile(configPath) : embeddedDefaults({ listen });
-    if (configPath && listen) config = { ...config, listen };
+    config = configPath ? readConfig(configPath, listen) : embeddedDefaults({ listen });
   } catch (err) {
     process.stderr.write(`upload-gateway: ${err instanceof ConfigError ? err.message : (err as Error).message}\n`);
     return 1;
@@ -82,18 +91,61 @@ export async function main(argv: string[]): Promise<number | undefined> {
   // Loaded here, not at the top: the subcommands above (a healthcheck every few seconds) start
   // without the server's dependencies.
   const { createGateway } = await import('./gateway');
-  const gateway = createGateway(config);
+  let gateway;
   try {
+    gateway = createGateway(config);
     await gateway.listen();
   } catch (err) {
     process.stderr.write(`upload-gateway: ${(err as Error).message}\n`);
     return 1;
   }
-  await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
-  await gateway.close();
+  await runUntilStopped(gateway, configPath ? () => readConfig(configPath!, listen) : null);
   return 0;
+}
+
+/** The signals, as nginx's master process takes them. */
+const STOPS = { SIGTERM: 'graceful', SIGQUIT: 'graceful', SIGINT: 'fast' } as const;
+
+/**
+ * Serves until stopped. `SIGTERM`/`SIGQUIT`: graceful stop (the requests in flight finish within
+ * `worker_shutdown_timeout`); `SIGINT`, or a second stop signal: stop at once. `SIGHUP`: re-read
+ * the configuration file and apply it without dropping a connection, or keep the one in effect
+ * when the file is refused (as `nginx -s reload`). `SIGUSR1`: reopen the log files.
+ */
+async function runUntilStopped(gateway: import('./gateway').Gateway, reread: (() => GatewayConfig) | null): Promise<void> {
+  const log = gateway.log;
+  const reload = () => {
+    if (!reread) return log.warn('SIGHUP: no configuration file to re-read (embedded defaults)');
+    let config: GatewayConfig;
+    try {
+      config = reread();
+    } catch (err) {
+      gateway.metrics.reloaded(false);
+      return log.error({ reason: (err as Error).message }, 'reload refused: the configuration in effect stays');
+    }
+    gateway.reload(config).catch((err: Error) => log.error({ reason: err.message }, 'reload refused: the configuration in effect stays'));
+  };
+  const reopen = () => {
+    gateway.reopenLogs();
+    log.info('log files reopened');
+  };
+  process.on('SIGHUP', reload);
+  process.on('SIGUSR1', reopen);
+  await new Promise<void>((resolve) => {
+    let stopping: Promise<void> | null = null;
+    const stop = (signal: keyof typeof STOPS) => {
+      if (stopping || STOPS[signal] === 'fast') {
+        log.info({ signal }, 'stopping at once');
+        void gateway.close().then(resolve, resolve);
+        return;
+      }
+      log.info({ signal }, 'graceful stop');
+      stopping = gateway.shutdown().then(resolve, (err: Error) => {
+        log.error({ err: err.message }, 'graceful stop failed');
+        resolve();
+      });
+    };
+    for (const signal of Object.keys(STOPS) as Array<keyof typeof STOPS>) process.on(signal, stop);
+  });
+  for (const signal of [...Object.keys(STOPS), 'SIGHUP', 'SIGUSR1']) process.removeAllListeners(signal);
 }

@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { loadConfigFile } from '../src/config/parse';
-import { parseSize } from '../src/config/units';
+import { parseSize, parseTime } from '../src/config/units';
 import { REPO_ROOT } from './helpers/process';
-import { COMPOSE_FILE, GATEWAY_CONF, GATEWAY_SERVICES, NGINX_SITE, VOLUME, composeCommand } from './helpers/topology';
+import { COMPOSE_FILE, GATEWAY_CONF, GATEWAY_SERVICES, NGINX_SITE, PROMETHEUS_CONF, VOLUME, composeCommand } from './helpers/topology';
 
 const INSTALL_HINT = 'install the Debian package: `apt-get install -y docker-compose` (.ci/run does)';
 
@@ -28,12 +28,12 @@ test('docker-compose config -q accepts the compose file', () => {
   if (result.status !== 0) throw new Error(`docker-compose config -q failed (${result.status}):\n${result.output}`);
 });
 
-test('the services: nginx, two gateways, redis, the sample backend; one shared volume', () => {
+test('the services: nginx, two gateways, redis, the sample backend, prometheus; one shared volume', () => {
   const services = dockerCompose('config', '--services');
   expect(services.status).toBe(0);
-  expect(services.output.trim().split('\n').sort()).toEqual(['backend', 'gateway1', 'gateway2', 'nginx', 'redis']);
+  expect(services.output.trim().split('\n').sort()).toEqual(['backend', 'gateway1', 'gateway2', 'nginx', 'prometheus', 'redis']);
   const volumes = dockerCompose('config', '--volumes');
-  expect(volumes.output.trim().split('\n').sort()).toEqual(['redis-data', 'uploads']);
+  expect(volumes.output.trim().split('\n').sort()).toEqual(['prometheus-data', 'redis-data', 'uploads']);
   // Gateways and backend mount the same volume at the same path (session records name files in it).
   expect(compose.match(new RegExp(`- uploads:${VOLUME}$`, 'gm'))).toHaveLength(2); // x-gateway (both replicas) and backend
   expect(compose).toMatch(/image: nginx:[\d.]+/);
@@ -94,4 +94,22 @@ test('the gateway configuration: Redis state, the store on the shared volume, th
   expect(location.store.dir.startsWith(`${VOLUME}/`)).toBe(true);
   expect(location.uploadPass.origin).toBe('http://backend:9000');
   expect(composeCommand('backend')).toContain(location.store.dir);
+});
+
+test('graceful stop: the image and the replicas stop with SIGQUIT, given longer than worker_shutdown_timeout', () => {
+  expect(/^STOPSIGNAL (\S+)$/m.exec(dockerfile)?.[1]).toBe('SIGQUIT');
+  const gateway = /^x-gateway: &gateway\n([\s\S]*?)\n\S/m.exec(compose)?.[1] ?? '';
+  expect(/^ {2}stop_signal: (\S+)$/m.exec(gateway)?.[1]).toBe('SIGQUIT');
+  const grace = /^ {2}stop_grace_period: (\S+)$/m.exec(gateway)?.[1];
+  expect(parseTime(grace!)).toBeGreaterThan(loadConfigFile(GATEWAY_CONF).shutdownTimeoutMs);
+});
+
+test('prometheus scrapes both gateway services at their upload_metrics location, which nginx does not pass on', () => {
+  const prometheus = readFileSync(PROMETHEUS_CONF, 'utf8');
+  const config = loadConfigFile(GATEWAY_CONF);
+  expect(config.metricsLocations.map((m) => m.path)).toEqual(['/metrics']);
+  expect(/^\s*metrics_path: (\S+)$/m.exec(prometheus)?.[1]).toBe('/metrics');
+  expect(/targets: (\[.*\])/.exec(prometheus)?.[1]).toBe(JSON.stringify(GATEWAY_SERVICES.map((s) => `${s}:8080`)).replace(/,/g, ', '));
+  expect(compose).toContain('- ./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+  expect(nginxSite).not.toMatch(/location[^{]*\/metrics/);
 });

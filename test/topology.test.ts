@@ -12,8 +12,9 @@ import * as path from 'node:path';
 import { NGINX_SITE, GATEWAY_CONF, VOLUME, finishedFiles, startTopology, type Topology } from './helpers/topology';
 import { randomFile, send, statusQuery, type ByteRange, type SimpleResponse } from './helpers/segments';
 import { httpRequest, segmentRequest } from './helpers/gateway';
-import { segmentsOf, uploadAll as uploadAllTo, uploadKillingAReplica } from './helpers/retrying-upload';
+import { segmentsOf, uploadAll as uploadAllTo, uploadKillingAReplica, uploadStoppingAReplica } from './helpers/retrying-upload';
 import * as tus from 'tus-js-client';
+import { eventually, promtoolCheck, refused, scrape } from './ops/helpers';
 
 const MiB = 1024 * 1024;
 
@@ -154,6 +155,22 @@ test('a tus upload (tus-js-client) through nginx: its PATCHes reach both gateway
   for (const port of topology.ports.gateways) expect(patches.some((line) => line.includes(`upstream=127.0.0.1:${port} `))).toBe(true);
 }, 60_000);
 
+test('Prometheus scrapes both gateways (docker/prometheus/prometheus.yml); nginx does not pass /metrics on', async () => {
+  expect((await get('/metrics')).status).toBe(404);
+  const replicas = topology.ports.gateways.map((port) => `127.0.0.1:${port}`);
+  for (const port of topology.ports.gateways) expect((await promtoolCheck(await scrape(port))).code).toBe(0);
+  await eventually('both targets up', async () => {
+    const up = await topology.query('up{job="upload-gateway"}');
+    return up.length === 2 && up.every((s) => s.value[1] === '1');
+  }, 30_000);
+  expect((await topology.query('up{job="upload-gateway"}')).map((s) => s.metric.instance).sort()).toEqual(replicas.sort());
+  // The uploads above, counted by each replica and scraped by Prometheus.
+  await eventually('both replicas\' segments in Prometheus', async () => {
+    const served = await topology.query('sum by (instance) (upload_gateway_segments_acknowledged_total)');
+    return served.length === 2 && served.every((s) => Number(s.value[1]) > 0);
+  }, 30_000);
+}, 60_000);
+
 test('one gateway killed mid-upload: the upload completes through the other, byte-identical, handed off once', async () => {
   const data = randomFile(16 * MiB + 777, 12);
   const id = `topo-kill-${Date.now()}`;
@@ -178,4 +195,32 @@ test('one gateway killed mid-upload: the upload completes through the other, byt
   const survivor = `127.0.0.1:${topology.ports.gateways[1]}`;
   const after = topology.upstreams().slice(logBefore).filter((u) => !u.includes(String(topology.ports.gateways[0])));
   expect(after).toContain(survivor);
+}, 150_000);
+
+test('one gateway stopped gracefully (SIGTERM) and the other reloaded (SIGHUP) mid-upload: every segment in flight is acknowledged, the gateway exits 0, the upload completes once, byte-identical', async () => {
+  // The gateway killed above starts again.
+  const restarted = await topology.restartGateway(0);
+  const victim = topology.gateways[1];
+  const data = randomFile(16 * MiB + 555, 14);
+  const id = `topo-graceful-${Date.now()}`;
+  const filesBefore = finishedFiles(topology);
+  const handoffsBefore = topology.handoffs();
+  const exit = new Promise<{ code: number | null; signal: string | null }>((resolve) => victim.child.once('exit', (code, signal) => resolve({ code, signal })));
+
+  const answers = await uploadStoppingAReplica({
+    port: topology.ports.nginx, file: data, id, ranges: segmentsOf(data.length, MiB), explain,
+    replicas: topology.ports.gateways.map((port) => `127.0.0.1:${port}`),
+    upstreams: async () => topology.upstreams(),
+    kill: async () => {
+      restarted.child.kill('SIGHUP');
+      victim.child.kill('SIGTERM');
+      await eventually('the stopping gateway refuses connections', () => refused(victim.port), 10_000);
+    },
+  });
+  expect(await exit).toEqual({ code: 0, signal: null });
+  // Segments held during the stop (the 5th to 8th) were acknowledged by the stopping gateway itself (its access log).
+  const held = segmentsOf(data.length, MiB).slice(4, 8).map((r) => `"range":"bytes ${r.start}-${r.end}/${data.length}","status":201`);
+  if (!held.some((entry) => victim.output().includes(entry))) throw new Error(explain('no held segment was acknowledged by the stopping gateway'));
+  expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(1);
+  await expectFinished(id, data, filesBefore, handoffsBefore);
 }, 150_000);

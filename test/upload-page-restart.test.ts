@@ -55,7 +55,7 @@ test('the gateway process stops and restarts mid-upload: the page retries and fi
       await new Promise((r) => setTimeout(r, 50));
     }
 
-    // Cut the gateway off: SIGTERM, connections closed, nothing listens.
+    // Cut the gateway off: SIGINT (stop at once), connections closed, nothing listens.
     await gateway.stop();
     await waitForRow(page, name, `${inState('retrying')} && /^Connection lost\\. Retrying in \\d+ s…$/.test(li.querySelector('.status').textContent)`, 15_000);
     await screenshot(page, 'retrying');

@@ -1,7 +1,8 @@
 /**
  * The configuration used when none is given: one resumable upload location handing completed
  * uploads to the gateway's built-in sample backend, upload progress at `/progress` (JSON polling
- * and Server-Sent Events) and the upload page at `/`. It is written as configuration text and parsed
+ * and Server-Sent Events), the upload page at `/` and Prometheus metrics at `/metrics` (loopback
+ * only). It is written as configuration text and parsed
  * like any file, so there is one way to configure the gateway.
  */
 import * as path from 'node:path';
@@ -64,6 +65,14 @@ location /upload {
 location = /progress {
     upload_progress_json_output;
     report_uploads uploads;
+}
+
+# Prometheus metrics of this gateway, for this machine only.
+location = /metrics {
+    upload_metrics;
+    allow 127.0.0.1;
+    allow ::1;
+    deny all;
 }
 `;
 }

@@ -6,7 +6,15 @@
  */
 import { atWhere, configError, describeWhere, type Where } from './errors';
 import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
-import type { GatewayConfig, LocationConfig, ProgressLocationConfig, ProgressZoneConfig, UploadPass } from './types';
+import { checkMetricsLocation, servedSettings, writtenAt } from './served';
+import type {
+  GatewayConfig,
+  LocationConfig,
+  MetricsLocationConfig,
+  ProgressLocationConfig,
+  ProgressZoneConfig,
+  UploadPass,
+} from './types';
 import { parseBackendUrl, type BackendUrl } from './values';
 
 /** One level of settings (top level, http, server or location) and the level it inherits from. */
@@ -34,6 +42,8 @@ export interface LocationDraft {
   internal: Where | null;
   /** `report_uploads ZONE`: a progress location. */
   reportUploads: TargetDraft | null;
+  /** Where `upload_metrics;` was written: a metrics location. */
+  metrics?: Where | null;
 }
 
 /** `upload_progress NAME SIZE`. */
@@ -106,15 +116,6 @@ function checkProgressLocation(location: LocationDraft): void {
   }
 }
 
-/** Where a setting in effect for `scope` was written (the innermost level that has it). */
-function writtenAt(scope: ScopeDraft, key: SettingKey): Where | undefined {
-  for (let s: ScopeDraft | null = scope; s; s = s.parent) {
-    const where = s.written.get(key);
-    if (where) return where;
-  }
-  return undefined;
-}
-
 /** nginx location matching among the proxy locations: an exact match first, then the longest prefix. */
 function matchProxyLocation(uri: string, targets: readonly ProxyTarget[]): ProxyTarget | null {
   const exact = targets.find((t) => t.draft.match === 'exact' && t.draft.path === uri);
@@ -128,17 +129,18 @@ function matchProxyLocation(uri: string, targets: readonly ProxyTarget[]): Proxy
   return best;
 }
 
-/** Resolves `upload_pass` to where the request is handed; also returns the target location, if any. */
+/** Resolves `upload_pass` (or `auth_request`) to where the request goes; also returns the target location, if any. */
 function resolveUploadPass(
   target: TargetDraft,
   named: ReadonlyMap<string, ProxyTarget>,
   byUri: readonly ProxyTarget[],
+  directive = 'upload_pass',
 ): { pass: UploadPass; via: LocationDraft | null } {
   const { value, where } = target;
-  if (value.includes('$')) throw configError(where, 'variables in upload_pass are not supported');
-  if (value.length === 0) throw configError(where, 'empty value in "upload_pass" directive');
+  if (value.includes('$')) throw configError(where, `variables in ${directive} are not supported`);
+  if (value.length === 0) throw configError(where, `empty value in "${directive}" directive`);
   if (/^https?:\/\//i.test(value)) {
-    const url = atWhere(where, () => parseBackendUrl(value, 'upload_pass'));
+    const url = atWhere(where, () => parseBackendUrl(value, directive));
     return { pass: { source: value, origin: url.origin, hostHeader: url.hostHeader, path: url.path }, via: null };
   }
   if (value.startsWith('@')) {
@@ -149,12 +151,12 @@ function resolveUploadPass(
   }
   if (value.startsWith('/')) {
     const found = matchProxyLocation(value, byUri);
-    if (!found) throw configError(where, `upload_pass "${value}": no location with "proxy_pass" matches it`);
+    if (!found) throw configError(where, `${directive} "${value}": no location with "proxy_pass" matches it`);
     // proxy_pass with a URI replaces the part of the URI the location matched, as nginx does.
     const path = found.url.path === null ? value : found.url.path + value.slice(found.draft.path.length);
     return { pass: { source: value, origin: found.url.origin, hostHeader: found.url.hostHeader, path }, via: found.draft };
   }
-  throw configError(where, `invalid upload_pass "${value}": expected an http:// or https:// URL, @name or /uri`);
+  throw configError(where, `invalid ${directive} "${value}": expected an http:// or https:// URL, @name or /uri`);
 }
 
 function checkLocationPath(location: LocationDraft): void {
@@ -172,6 +174,9 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const byUri: ProxyTarget[] = [];
   const uploads: Array<LocationDraft & { uploadPass: TargetDraft }> = [];
   const reports: Array<LocationDraft & { reportUploads: TargetDraft }> = [];
+  const metricsDrafts: LocationDraft[] = [];
+  // auth_request /uri resolves through the proxy locations, as upload_pass /uri does.
+  const resolveTarget = (target: TargetDraft, directive: string) => resolveUploadPass(target, named, byUri, directive);
 
   for (const location of draft.locations) {
     checkLocationPath(location);
@@ -180,6 +185,11 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     seen.add(identity);
 
     const { uploadPass, proxyPass, reportUploads } = location;
+    if (location.metrics) {
+      checkMetricsLocation(location, location.metrics, SPEC_BY_KEY);
+      metricsDrafts.push(location);
+      continue;
+    }
     if (reportUploads) {
       const other = uploadPass ? 'upload_pass' : proxyPass ? 'proxy_pass' : null;
       if (other) throw configError(reportUploads.where, `"report_uploads" and "${other}" cannot be used in the same location`);
@@ -205,7 +215,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     } else {
       throw configError(
         location.where,
-        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass" (nor "report_uploads")`,
+        `location "${describeLocation(location)}" has neither "upload_pass" nor "proxy_pass" (nor "report_uploads", "upload_metrics")`,
       );
     }
   }
@@ -213,7 +223,8 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
   const locations = uploads.map((location): LocationConfig => {
     const { pass, via } = resolveUploadPass(location.uploadPass, named, byUri);
     // Server-level settings stay with the server (GatewayConfig).
-    const { clientHeaderTimeoutMs: _server, ...settings } = mergeSettings(defaults, ...chain(location.scope));
+    const merged = mergeSettings(defaults, ...chain(location.scope));
+    const { clientHeaderTimeoutMs: _header, errorLog: _errorLog, shutdownTimeoutMs: _shutdown, authRequest: _auth, ...settings } = merged;
     // The location that proxies decides the backend timeouts when it sets them (as in nginx, where
     // the proxying happens there); otherwise the upload location's own (or inherited) values apply.
     if (via) {
@@ -230,6 +241,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       origin: describeWhere(location.where),
       uploadPass: pass,
       ...settings,
+      ...servedSettings(location.scope, merged, resolveTarget),
     };
   });
 
@@ -263,8 +275,15 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
       contentType: settings.progressContentType,
       templates: settings.progressTemplates,
       sendTimeoutMs: settings.sendTimeoutMs,
+      ...servedSettings(location.scope, settings, resolveTarget),
     };
   });
+  const metricsLocations = metricsDrafts.map((location): MetricsLocationConfig => ({
+    match: location.match as 'exact' | 'prefix',
+    path: location.path,
+    origin: describeWhere(location.where),
+    ...servedSettings(location.scope, mergeSettings(defaults, ...chain(location.scope)), resolveTarget),
+  }));
   const progressZones = [...draft.progressZones].map(([name, zone]): ProgressZoneConfig => ({
     name,
     size: zone.size,
@@ -284,5 +303,10 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
     progressZones,
     progressLocations,
     demoPage: draft.demoPage ?? false,
+    metricsLocations,
+    access: server.access,
+    accessLog: server.accessLog,
+    errorLog: server.errorLog,
+    shutdownTimeoutMs: server.shutdownTimeoutMs,
   };
 }

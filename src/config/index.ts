@@ -7,6 +7,7 @@ export {
   type GatewayConfigInput,
   type LocationInput,
   type SettingsInput,
+  type MetricsLocationInput,
   type SizeInput,
   type TimeInput,
   type StoreInput,

@@ -208,6 +208,15 @@ function walkBlock(statements: Statement[], kind: BlockKind, scope: ScopeDraft, 
         state.draft.demoPage = atWhere(where, () => parseFlag(args[0].value, name));
         continue;
       }
+      case 'upload_metrics': {
+        // Makes the location the Prometheus exposition of this instance (like report_uploads for progress).
+        if (!location) throw notAllowed(where, name, ' (only in a location)');
+        expectSimple(statement, where);
+        if (args.length !== 0) throw argCountError(where, name);
+        once(name, where, name);
+        location.metrics = where;
+        continue;
+      }
       case 'report_uploads': {
         if (!location) throw notAllowed(where, name, ' (only in a location)');
         expectSimple(statement, where);
@@ -247,7 +256,7 @@ function walkBlock(statements: Statement[], kind: BlockKind, scope: ScopeDraft, 
     expectSimple(statement, where);
     if (args.length < spec.minArgs || args.length > spec.maxArgs) throw argCountError(where, name);
     const key: SettingKey = spec.key;
-    const value = atWhere(where, () => spec.fromArgs(args.map((arg) => arg.value), { baseDir: state.baseDir }));
+    const value = atWhere(where, () => spec.fromArgs(args.map((arg) => arg.value), { baseDir: state.baseDir, directive: name }));
     if (spec.repeatable) {
       const list = (scope.settings[key] as unknown[] | undefined) ?? [];
       (scope.settings as Record<string, unknown>)[key] = [...list, ...(value as unknown[])];

@@ -102,10 +102,40 @@ export interface SettingsInput {
   progressContentType?: string;
   /** upload_progress_template, per state (`starting`, `uploading`, `done`, `error`, or `st`, `up`, `do`, `er`) */
   progressTemplates?: Partial<Record<string, string>>;
+  /** allow / deny, in order: `["allow 10.0.0.0/8", "deny all"]` */
+  access?: string[];
+  /** auth_request: `/uri` (a location with proxy_pass) or an http:// URL; null: off */
+  authRequest?: string | null;
+  /** auth_request_cache TIME [HEADER …]: a time, or `{ time, headers }`; null: off */
+  authRequestCache?: TimeInput | { time: TimeInput; headers?: string[] } | null;
+  /** access_log FILE; null: off */
+  accessLog?: string | null;
+  /** cors_allow_origin */
+  corsAllowOrigins?: string[];
+  /** cors_allow_headers */
+  corsAllowHeaders?: string[];
+  /** cors_expose_headers */
+  corsExposeHeaders?: string[];
+  /** cors_allow_credentials */
+  corsAllowCredentials?: boolean;
+  /** cors_max_age */
+  corsMaxAge?: TimeInput;
+}
+
+/** The settings of a location the gateway serves, for a metrics or progress location. */
+export type ServedSettingsInput = Pick<
+  SettingsInput,
+  'access' | 'authRequest' | 'authRequestCache' | 'accessLog' | 'corsAllowOrigins' | 'corsAllowHeaders' | 'corsExposeHeaders' | 'corsAllowCredentials' | 'corsMaxAge'
+>;
+
+/** A metrics location (`location … { upload_metrics; }`). */
+export interface MetricsLocationInput extends ServedSettingsInput {
+  match?: 'exact' | 'prefix';
+  path: string;
 }
 
 /** A progress location (`location … { report_uploads ZONE; }`): only the progress settings apply. */
-export interface ProgressLocationInput {
+export interface ProgressLocationInput extends ServedSettingsInput {
   match?: 'exact' | 'prefix';
   path: string;
   /** report_uploads ZONE */
@@ -141,6 +171,12 @@ export interface GatewayConfigInput extends SettingsInput {
   progressLocations?: ProgressLocationInput[];
   /** upload_demo_page */
   demoPage?: boolean;
+  /** Locations with upload_metrics. */
+  metricsLocations?: MetricsLocationInput[];
+  /** error_log FILE|stderr [LEVEL]: a file, or `{ file, level }` */
+  errorLog?: string | { file: string; level?: string };
+  /** worker_shutdown_timeout */
+  workerShutdownTimeout?: TimeInput;
 }
 
 const SOURCE = '<object>';
@@ -153,6 +189,13 @@ const shapeOf = (specs: typeof SETTINGS) => ({
 const topShape = shapeOf(SETTINGS);
 const settingsShape = shapeOf(SETTINGS.filter((spec) => !spec.serverOnly));
 const progressShape = shapeOf(SETTINGS.filter((spec) => spec.progressLocation || spec.key === 'stateRedis'));
+const { progressOutput: _output, ...metricsShape } = shapeOf(SETTINGS.filter((spec) => spec.metricsLocation));
+
+const metricsLocationSchema = z.strictObject({
+  match: z.enum(['exact', 'prefix'], { error: 'expected "exact" or "prefix"' }).optional(),
+  path: z.string({ error: 'expected the location path as a string' }),
+  ...metricsShape,
+});
 
 const progressLocationSchema = z.strictObject({
   match: z.enum(['exact', 'prefix'], { error: 'expected "exact" or "prefix"' }).optional(),
@@ -178,6 +221,7 @@ const configSchema = z.strictObject({
   sampleBackend: z.union([z.null(), z.strictObject({ filesDir: z.string() })]).optional(),
   progressZones: z.record(z.string(), z.union([z.number(), z.string()]), { error: 'expected { NAME: SIZE }' }).optional(),
   progressLocations: z.array(progressLocationSchema, { error: 'expected an array of progress locations' }).optional(),
+  metricsLocations: z.array(metricsLocationSchema, { error: 'expected an array of metrics locations' }).optional(),
   demoPage: z.boolean({ error: 'expected true or false' }).optional(),
   ...topShape,
 });
@@ -271,6 +315,13 @@ export function resolveConfig(input: GatewayConfigInput, baseDir: string = proce
       internal: null,
       reportUploads: { value: location.reportUploads, where: { ...where, key: `${key}.reportUploads` } },
     });
+  });
+  (value.metricsLocations ?? []).forEach((location, index) => {
+    const key = `metricsLocations[${index}]`;
+    const where: Where = { file: SOURCE, line: 0, key };
+    const scope = newScope(top);
+    settingsFromInput(location as unknown as Record<string, unknown>, `${key}.`, scope, root);
+    locations.push({ match: location.match ?? 'prefix', path: location.path, where, scope, uploadPass: null, proxyPass: null, internal: null, reportUploads: null, metrics: where });
   });
   const progressZones = new Map<string, { size: number; where: Where }>();
   for (const [name, size] of Object.entries(value.progressZones ?? {})) {

@@ -28,18 +28,35 @@ import {
   parseStorePath,
   redisUrlProblem,
 } from './values';
+import {
+  accessLogValue,
+  accessRuleFromText,
+  authRequestCacheValue,
+  authRequestValue,
+  corsOriginValue,
+  errorLogValue,
+  headerName,
+  parseAccessRule,
+} from './operations';
 
-/** Everything a location can inherit: all of `LocationConfig` except what identifies the location and its target. */
-export type LocationSettingKey = Exclude<keyof LocationConfig, 'match' | 'path' | 'origin' | 'uploadPass'>;
+/** Everything a location can inherit: all of `LocationConfig` except what identifies the location and its targets. */
+export type LocationSettingKey = Exclude<keyof LocationConfig, 'match' | 'path' | 'origin' | 'uploadPass' | 'authRequest'>;
+/** Settings kept as written until the whole configuration is read (their targets are locations). */
+export interface WrittenSettings {
+  /** `auth_request /uri|URL`, resolved like `upload_pass` into `LocationConfig.authRequest`. */
+  authRequest: string | null;
+}
 /** The location settings and the server-level ones (`SettingSpec.serverOnly`). */
-export type SettingKey = LocationSettingKey | keyof ServerSettings;
-export type FullSettings = Pick<LocationConfig, LocationSettingKey> & ServerSettings;
+export type SettingKey = LocationSettingKey | keyof ServerSettings | keyof WrittenSettings;
+export type FullSettings = Pick<LocationConfig, LocationSettingKey> & ServerSettings & WrittenSettings;
 /** The settings written at one level (top level, http, server, location). */
 export type Settings = Partial<FullSettings>;
 
 export interface ValueContext {
   /** Directory relative paths are resolved against (the config file's directory). */
   baseDir: string;
+  /** The directive as written, when several share a setting (`allow`, `deny`). */
+  directive?: string;
 }
 
 export interface SettingSpec {
@@ -56,6 +73,8 @@ export interface SettingSpec {
   proxyLocation: boolean;
   /** Meaningful in a progress location (`report_uploads`). */
   progressLocation: boolean;
+  /** Meaningful in a metrics location (`upload_metrics`). */
+  metricsLocation: boolean;
   /** Only at the top level (nginx's http and server contexts), never in a location. */
   serverOnly: boolean;
   /** Value of one occurrence (for a repeatable setting: the elements it appends). */
@@ -75,6 +94,7 @@ interface TypedSpec<K extends SettingKey, I> {
   maxArgs: number;
   proxyLocation?: boolean;
   progressLocation?: boolean;
+  metricsLocation?: boolean;
   serverOnly?: boolean;
   fromArgs(args: string[], ctx: ValueContext): FullSettings[K];
   input: z.ZodType<I>;
@@ -87,6 +107,7 @@ function define<K extends SettingKey, I>(spec: TypedSpec<K, I>): SettingSpec {
     repeatable: spec.repeatable ?? false,
     proxyLocation: spec.proxyLocation ?? false,
     progressLocation: spec.progressLocation ?? false,
+    metricsLocation: spec.metricsLocation ?? false,
     serverOnly: spec.serverOnly ?? false,
     fromInput: spec.fromInput as (value: unknown, ctx: ValueContext) => unknown,
   };
@@ -104,13 +125,17 @@ const nameValueInput = z.array(z.strictObject({ name: z.string(), value: z.strin
   error: 'expected an array of { name, value } objects',
 });
 
-function flag<K extends SettingKey>(key: K, directives: readonly string[], inputKey: string): SettingSpec {
+/** Where a setting may also (`proxyLocation`, `progressLocation`, `metricsLocation`) or only (`serverOnly`) be written. */
+type Contexts = Pick<TypedSpec<SettingKey, unknown>, 'proxyLocation' | 'progressLocation' | 'metricsLocation' | 'serverOnly'>;
+
+function flag<K extends SettingKey>(key: K, directives: readonly string[], inputKey: string, contexts: Contexts = {}): SettingSpec {
   return define<K, boolean>({
     key,
     directives,
     inputKey,
     minArgs: 1,
     maxArgs: 1,
+    ...contexts,
     fromArgs: ([value]) => parseFlag(value, directives[0]) as FullSettings[K],
     input: z.boolean({ error: 'expected true or false' }),
     fromInput: (value) => value as FullSettings[K],
@@ -156,9 +181,6 @@ function progressText<K extends 'progressHeader' | 'progressJsonpParameter' | 'p
     fromInput: (value) => check(value, directive) as FullSettings[K],
   });
 }
-
-/** Where a setting may also (`proxyLocation`, `progressLocation`) or only (`serverOnly`) be written. */
-type Contexts = Pick<TypedSpec<SettingKey, unknown>, 'proxyLocation' | 'progressLocation' | 'serverOnly'>;
 
 function time<K extends SettingKey>(key: K, directive: string, inputKey: string, min: number, contexts: Contexts = {}): SettingSpec {
   const check = (ms: number): FullSettings[K] => checkMin(ms, min, directive, formatTime) as FullSettings[K];
@@ -212,6 +234,25 @@ function store<K extends 'store' | 'stateStore'>(key: K, directive: string, inpu
       typeof value === 'string'
         ? parseStorePath(value, [], ctx.baseDir, directive)
         : parseStorePath(value.dir, value.levels ?? [], ctx.baseDir, directive),
+  });
+}
+
+/** The operations settings are meaningful in progress and metrics locations too. */
+const SERVED: Contexts = { progressLocation: true, metricsLocation: true };
+
+/** A repeatable directive of names (`cors_allow_origin ORIGIN …`), each checked by `check`. */
+function names<K extends 'corsAllowOrigins' | 'corsAllowHeaders' | 'corsExposeHeaders'>(key: K, directive: string, check: (value: string, directive: string) => string): SettingSpec {
+  return define<K, string[]>({
+    key,
+    directives: [directive],
+    inputKey: key,
+    repeatable: true,
+    minArgs: 1,
+    maxArgs: Infinity,
+    ...SERVED,
+    fromArgs: (args) => args.map((value) => check(value, directive)),
+    input: z.array(z.string(), { error: 'expected an array of strings' }),
+    fromInput: (list) => list.map((value) => check(value, directive)),
   });
 }
 
@@ -348,6 +389,73 @@ export const SETTINGS: readonly SettingSpec[] = [
       return templates as ProgressTemplates;
     },
   }),
+  // Operations: nginx's access phase (allow/deny, auth_request) and logs, CORS, graceful stop.
+  // Every location the gateway serves has them (upload, progress and metrics locations).
+  define<'access', string[]>({
+    key: 'access',
+    directives: ['allow', 'deny'],
+    inputKey: 'access',
+    repeatable: true,
+    minArgs: 1,
+    maxArgs: 1,
+    ...SERVED,
+    fromArgs: ([value], ctx) => [parseAccessRule(ctx.directive === 'deny' ? 'deny' : 'allow', value)],
+    input: z.array(z.string(), { error: 'expected an array of "allow ADDRESS" / "deny ADDRESS" strings' }),
+    fromInput: (list) => list.map(accessRuleFromText),
+  }),
+  define<'authRequest', string | null>({
+    key: 'authRequest',
+    directives: ['auth_request'],
+    inputKey: 'authRequest',
+    minArgs: 1,
+    maxArgs: 1,
+    ...SERVED,
+    fromArgs: ([value]) => authRequestValue(value),
+    input: z.union([z.string(), z.null()], { error: 'expected /uri, an http:// URL, "off" or null' }),
+    fromInput: (value) => (value === null ? null : authRequestValue(value)),
+  }),
+  define<'authRequestCache', string | number | { time: string | number; headers?: string[] } | null>({
+    key: 'authRequestCache',
+    directives: ['auth_request_cache'],
+    inputKey: 'authRequestCache',
+    minArgs: 1,
+    maxArgs: Infinity,
+    ...SERVED,
+    fromArgs: ([time, ...headers]) => authRequestCacheValue(time, headers),
+    input: z.union([z.string(), z.number(), z.strictObject({ time: timeInput, headers: z.array(z.string()).optional() }), z.null()], {
+      error: 'expected a time, { time, headers } or null',
+    }),
+    fromInput: (value) =>
+      value === null ? null : typeof value === 'object' ? authRequestCacheValue(value.time, value.headers ?? []) : authRequestCacheValue(value, []),
+  }),
+  define<'accessLog', string | null>({
+    key: 'accessLog',
+    directives: ['access_log'],
+    inputKey: 'accessLog',
+    minArgs: 1,
+    maxArgs: 1,
+    ...SERVED,
+    fromArgs: ([value], ctx) => accessLogValue(value, ctx.baseDir),
+    input: z.union([z.string(), z.null()], { error: 'expected a file, "off" or null' }),
+    fromInput: (value, ctx) => (value === null ? null : accessLogValue(value, ctx.baseDir)),
+  }),
+  names('corsAllowOrigins', 'cors_allow_origin', corsOriginValue),
+  names('corsAllowHeaders', 'cors_allow_headers', headerName),
+  names('corsExposeHeaders', 'cors_expose_headers', headerName),
+  flag('corsAllowCredentials', ['cors_allow_credentials'], 'corsAllowCredentials', SERVED),
+  time('corsMaxAgeMs', 'cors_max_age', 'corsMaxAge', 0, SERVED),
+  define<'errorLog', { file: string; level?: string } | string>({
+    key: 'errorLog',
+    directives: ['error_log'],
+    inputKey: 'errorLog',
+    minArgs: 1,
+    maxArgs: 2,
+    serverOnly: true,
+    fromArgs: ([file, level], ctx) => errorLogValue(file, level, ctx.baseDir),
+    input: z.union([z.string(), z.strictObject({ file: z.string(), level: z.string().optional() })], { error: 'expected a file, "stderr" or { file, level }' }),
+    fromInput: (value, ctx) => (typeof value === 'string' ? errorLogValue(value, undefined, ctx.baseDir) : errorLogValue(value.file, value.level, ctx.baseDir)),
+  }),
+  time('shutdownTimeoutMs', 'worker_shutdown_timeout', 'workerShutdownTimeout', 0, { serverOnly: true }),
 ];
 
 /** `track_uploads ZONE TIMEOUT`: the zone is checked against `upload_progress` once the file is read. */
@@ -361,11 +469,6 @@ function trackUploadsValue(zone: string, timeout: number | string): TrackUploads
   }
   if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 0) throw new ValueError(`track_uploads "${zone}" timeout value invalid ("${timeout}")`);
   return { zone, timeoutMs };
-}
-
-function headerName(value: string, directive: string): string {
-  if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(value)) throw new ValueError(`invalid header name "${value}" in "${directive}" directive`);
-  return value;
 }
 
 function nonEmpty(value: string, directive: string): string {
@@ -442,6 +545,17 @@ export function defaultSettings(baseDir: string): FullSettings {
     progressContentType: DEFAULT_PROGRESS_CONTENT_TYPE,
     // Without an output directive the module answers with its JSONP templates (§5.1).
     progressTemplates: outputTemplates('jsonp'),
+    access: [],
+    authRequest: null,
+    authRequestCache: null,
+    accessLog: null,
+    corsAllowOrigins: [],
+    corsAllowHeaders: [],
+    corsExposeHeaders: [],
+    corsAllowCredentials: false,
+    corsMaxAgeMs: 10 * 60 * 1000,
+    errorLog: null,
+    shutdownTimeoutMs: 30 * 1000,
   };
 }
 

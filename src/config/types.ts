@@ -41,7 +41,7 @@ export interface UploadPass {
   path: string | null;
 }
 
-export interface LocationConfig {
+export interface LocationConfig extends ServedLocationSettings {
   /** `location = /x` is exact, `location /x` is a prefix. */
   match: 'exact' | 'prefix';
   path: string;
@@ -119,6 +119,80 @@ export interface LocationConfig {
 export interface ServerSettings {
   /** `client_header_timeout`: a request head must be complete this long after its first byte (then 408). */
   clientHeaderTimeoutMs: number;
+  /** `error_log FILE|stderr [LEVEL]`: where the gateway's own log goes; null: stdout at `LOG_LEVEL` (default info). */
+  errorLog: ErrorLog | null;
+  /** `worker_shutdown_timeout`: how long a graceful stop lets requests in flight finish. */
+  shutdownTimeoutMs: number;
+}
+
+/** `error_log FILE|stderr [LEVEL]`. */
+export interface ErrorLog {
+  /** An absolute path, or `stderr`. */
+  file: string;
+  /** nginx's level names mapped to the logger's: debug, info (info, notice), warn, error, fatal (crit, alert, emerg). */
+  level: 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+}
+
+/** One `allow` or `deny` rule (nginx's access module): an address, a CIDR block or `all`. */
+export interface AccessRule {
+  allow: boolean;
+  /** As written (`10.0.0.0/8`, `::1`, `all`). */
+  source: string;
+  /** `all` matches every client; otherwise the block's family, network address and prefix length. */
+  family: 'all' | 'ipv4' | 'ipv6';
+  address: string;
+  prefix: number;
+}
+
+/** `auth_request URI|URL`, resolved: where the sub-request goes (as `upload_pass` is resolved). */
+export interface AuthRequest {
+  /** As written. */
+  source: string;
+  origin: string;
+  hostHeader: string;
+  path: string;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+}
+
+/** `auth_request_cache TIME [HEADER …]`. */
+export interface AuthRequestCache {
+  /** How long an allowing answer is reused. */
+  timeMs: number;
+  /** The request headers that make up the credentials (lower case); empty: every header but the per-segment ones. */
+  headers: string[];
+}
+
+/**
+ * nginx's access phase, logging and CORS: what every location the gateway serves has (upload,
+ * progress and metrics locations), inherited from the top level like any setting.
+ */
+export interface ServedLocationSettings {
+  /** `allow` / `deny` in order (the first matching rule decides); empty: every client. */
+  access: AccessRule[];
+  /** `auth_request`; null (`off`, the default): no sub-request. */
+  authRequest: AuthRequest | null;
+  /** `auth_request_cache`; null (the default): every request asks. */
+  authRequestCache: AuthRequestCache | null;
+  /** `access_log FILE`: one JSON line per request; null (`off`, the default): none. */
+  accessLog: string | null;
+  /** `cors_allow_origin`: origins whose pages may use the location (`*`: any); empty: no CORS headers. */
+  corsAllowOrigins: string[];
+  /** `cors_allow_headers`: request headers allowed besides the protocol's. */
+  corsAllowHeaders: string[];
+  /** `cors_expose_headers`: response headers exposed besides the protocol's (e.g. the backend's). */
+  corsExposeHeaders: string[];
+  /** `cors_allow_credentials on|off`. */
+  corsAllowCredentials: boolean;
+  /** `cors_max_age`: how long a browser may cache a preflight answer. */
+  corsMaxAgeMs: number;
+}
+
+/** A location with `upload_metrics`: the Prometheus exposition of this instance. */
+export interface MetricsLocationConfig extends ServedLocationSettings {
+  match: 'exact' | 'prefix';
+  path: string;
+  origin: string;
 }
 
 /** `track_uploads ZONE TIMEOUT`. */
@@ -141,7 +215,7 @@ export interface ProgressZoneConfig {
 }
 
 /** A location with `report_uploads ZONE`: the progress endpoint (polling and Server-Sent Events). */
-export interface ProgressLocationConfig {
+export interface ProgressLocationConfig extends ServedLocationSettings {
   match: 'exact' | 'prefix';
   path: string;
   origin: string;
@@ -174,4 +248,14 @@ export interface GatewayConfig {
   progressLocations: ProgressLocationConfig[];
   /** `upload_demo_page on|off` (top level): the upload page at `/` (default off; on in the embedded defaults). */
   demoPage: boolean;
+  /** `upload_metrics` locations, in file order. */
+  metricsLocations: MetricsLocationConfig[];
+  /** `allow`/`deny` of the top level: for what no location serves (`/healthz`, the upload page, 404s). */
+  access: AccessRule[];
+  /** `access_log` of the top level: for what no location serves. */
+  accessLog: string | null;
+  /** `error_log` (null: stdout at `LOG_LEVEL`). */
+  errorLog: ErrorLog | null;
+  /** `worker_shutdown_timeout`. */
+  shutdownTimeoutMs: number;
 }

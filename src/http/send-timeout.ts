@@ -25,10 +25,16 @@ export function setSendTimeout(res: ServerResponse, ms: number): void {
 export class SendTimeouts {
   private readonly watched = new Map<WatchedSocket, { pending: number; since: number }>();
   private sweep: NodeJS.Timeout | null = null;
-  private readonly intervalMs: number;
+  private intervalMs = 1000;
 
   /** `shortestMs`: the shortest `send_timeout` any location has (sets the sweep interval). */
-  constructor(private readonly defaultMs: number, shortestMs: number) {
+  constructor(private defaultMs: number, shortestMs: number) {
+    this.configure(defaultMs, shortestMs);
+  }
+
+  /** New values (a configuration reload); the next sweeps use them. */
+  configure(defaultMs: number, shortestMs: number): void {
+    this.defaultMs = defaultMs;
     this.intervalMs = Math.max(25, Math.min(1000, Math.floor(Math.min(defaultMs, shortestMs) / 4)));
   }
 

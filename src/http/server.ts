@@ -34,6 +34,18 @@ export interface HttpServerOptions {
   shortestSendTimeoutMs?: number;
   /** Accept bare-LF request heads as nginx does (default true). */
   bareLfHeads?: boolean;
+  /** Told of every request before anything is checked (the request log and metrics see refused ones too). */
+  onRequest?: (req: http.IncomingMessage, res: http.ServerResponse) => void;
+  /** Told of what the parser refused before there was a request (malformed framing): the answer's status and reason. */
+  onRefused?: (socket: Socket, status: number, reason: string) => void;
+}
+
+const SEND_TIMEOUTS = new WeakMap<http.Server, SendTimeouts>();
+
+/** Applies new timeouts to a running server (a configuration reload); connections stay. */
+export function updateHttpServer(server: http.Server, options: Pick<HttpServerOptions, 'clientHeaderTimeoutMs' | 'sendTimeoutMs' | 'shortestSendTimeoutMs'>): void {
+  server.headersTimeout = options.clientHeaderTimeoutMs;
+  SEND_TIMEOUTS.get(server)?.configure(options.sendTimeoutMs, options.shortestSendTimeoutMs ?? options.sendTimeoutMs);
 }
 
 type Response = http.ServerResponse & { req?: http.IncomingMessage };
@@ -55,7 +67,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
   const sendTimeouts = new SendTimeouts(options.sendTimeoutMs, options.shortestSendTimeoutMs ?? options.sendTimeoutMs);
   // The last request node:http emitted on each connection (a parse error follows it).
   const lastResponses = new WeakMap<Socket, Response>();
-  const serial = oneRequestAtATime(handler, sendTimeouts, lastResponses);
+  const serial = oneRequestAtATime(handler, sendTimeouts, lastResponses, options.onRequest);
   const server = http.createServer({
     insecureHTTPParser: false,
     requestTimeout: 0,
@@ -63,6 +75,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
     // How often node:http looks for heads past their timeout (its default is every 30 s).
     connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(options.clientHeaderTimeoutMs / 4))),
   }, serial);
+  SEND_TIMEOUTS.set(server, sendTimeouts);
   // Outlive the keep-alive of a front proxy's upstream connections (nginx: 60s), so a proxy never
   // reuses a connection the gateway is just closing (that POST would get a 502).
   server.keepAliveTimeout = 65_000;
@@ -76,7 +89,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
     socket.on('error', () => undefined);
     endWith(socket, plainAnswer(405, 'method CONNECT is not supported: this is an upload gateway, not a proxy'));
   });
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerClientError(err, socket as ServerSocket, lastResponses));
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => answerClientError(err, socket as ServerSocket, lastResponses, options.onRefused));
   return server;
 }
 
@@ -142,7 +155,7 @@ function normalizeBareLfHeads(socket: ServerSocket): void {
  * A request that breaks the framing rules is answered here and ends the connection; a request
  * queued behind an answer that closes the connection is never run.
  */
-function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTimeouts, lastResponses: WeakMap<Socket, Response>): http.RequestListener {
+function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTimeouts, lastResponses: WeakMap<Socket, Response>, onRequest?: HttpServerOptions['onRequest']): http.RequestListener {
   const tails = new WeakMap<Socket, Promise<void>>();
   return (req, res) => {
     const socket = req.socket;
@@ -155,6 +168,7 @@ function oneRequestAtATime(handler: http.RequestListener, sendTimeouts: SendTime
           return;
         }
         sendTimeouts.reset(socket);
+        onRequest?.(req, res);
         const problem = requestFramingProblem(req);
         if (problem) return answerPlain(res, problem.status, problem.reason);
         if (closesConnection(req)) res.shouldKeepAlive = false;
@@ -187,7 +201,7 @@ function answerPlain(res: http.ServerResponse, status: number, reason: string): 
   res.end(body);
 }
 
-function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: ServerSocket, lastResponses: WeakMap<Socket, Response>): void {
+function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, socket: ServerSocket, lastResponses: WeakMap<Socket, Response>, onRefused?: HttpServerOptions['onRefused']): void {
   // Bytes after a complete Connection: close request: HTTP framing already ended that request.
   if (err.code === 'HPE_CLOSED_CONNECTION') return;
   if (!socket.writable || err.code === 'ECONNRESET') {
@@ -208,6 +222,7 @@ function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, soc
       last.prependOnceListener('finish', () => {
         socket[ANSWERED_BY_HTTP_LAYER] = true;
         if (socket.writable) socket.write(answer);
+        onRefused?.(socket, status, text);
       });
       return;
     }
@@ -229,4 +244,5 @@ function answerClientError(err: NodeJS.ErrnoException & { reason?: string }, soc
   }
   socket[ANSWERED_BY_HTTP_LAYER] = true;
   endWith(socket, answer);
+  onRefused?.(socket, status, text);
 }

@@ -10,14 +10,26 @@ import type { ProgressZone } from './types';
 
 export class ProgressZones {
   private readonly zones = new Map<string, ProgressZone>();
+  /** What each zone was made from: a reload keeps a zone whose place and size stay. */
+  private readonly made = new Map<string, string>();
 
-  constructor(config: GatewayConfig, state: StateBackends) {
+  /** `previous`: the zones before a reload; a zone of the same name, place and size is kept with its entries. */
+  constructor(config: GatewayConfig, state: StateBackends, previous?: ProgressZones) {
     for (const zone of config.progressZones) {
+      const identity = `${zone.stateRedis ?? ''}\0${zone.size}`;
+      const kept = previous?.made.get(zone.name) === identity ? previous.zones.get(zone.name) : undefined;
       this.zones.set(
         zone.name,
-        zone.stateRedis ? new RedisProgressZone(state.redisClient(zone.stateRedis), zone.name, state.prefix()) : new MemoryProgressZone(zone.name, zone.size),
+        kept ??
+          (zone.stateRedis ? new RedisProgressZone(state.redisClient(zone.stateRedis), zone.name, state.prefix()) : new MemoryProgressZone(zone.name, zone.size)),
       );
+      this.made.set(zone.name, identity);
     }
+  }
+
+  /** The zones of `previous` that this one does not keep (closed once their requests are over). */
+  dropped(previous: ProgressZones): ProgressZone[] {
+    return [...previous.zones.values()].filter((zone) => ![...this.zones.values()].includes(zone));
   }
 
   get(zone: string): ProgressZone | undefined {

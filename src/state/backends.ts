@@ -17,6 +17,7 @@ import type { EnginePolicy, SessionEngine } from './engine';
 import { FileSessionEngine } from './file-engine';
 import { createRedisClient, DEFAULT_REDIS_PREFIX, describeRedisUrl, pingRedis } from './redis-client';
 import { RedisSessionEngine } from './redis-engine';
+import { IGNORE_STATE, type StateObserver } from './observer';
 
 export interface StateBackendOptions {
   log: Logger;
@@ -24,6 +25,8 @@ export interface StateBackendOptions {
   instanceId: string;
   /** Redis key prefix and reservation lifetime (tests shorten it). */
   redis?: { prefix?: string; reserveTtlMs?: number };
+  /** Told about the engines' work (metrics). */
+  observer?: StateObserver;
 }
 
 /** With Redis: how long the shared-store marker lives without an instance renewing it. */
@@ -44,21 +47,29 @@ export function enginePolicy(location: LocationConfig): EnginePolicy {
 
 export class StateBackends {
   /** Open data files, shared by every engine (files are keyed by path). */
-  readonly dataFiles = new DataFilePool();
+  readonly dataFiles: DataFilePool;
   private readonly engines = new Map<string, SessionEngine>();
   private readonly clients = new Map<string, Redis>();
   private readonly markers: Array<{ client: Redis; key: string; file: string }> = [];
   private markerTimer: NodeJS.Timeout | null = null;
   private lastRedisError = 0;
   private readonly maxFileSizes = new Map<string, number>();
+  /** Incomplete sessions per engine, as each one's last sweep counted them. */
+  private readonly openSessions = new Map<string, number>();
 
-  constructor(private readonly options: StateBackendOptions) {}
+  private readonly observer: StateObserver;
+
+  constructor(private readonly options: StateBackendOptions) {
+    this.observer = options.observer ?? IGNORE_STATE;
+    this.dataFiles = new DataFilePool(undefined, undefined, (seconds) => this.observer.synced('data', seconds));
+  }
 
   /** The one client of `url` (shared by session state and progress zones; closed by `close`). */
   redisClient(url: string): Redis {
     let client = this.clients.get(url);
     if (!client) {
       client = createRedisClient(url, (err) => {
+        this.observer.redisFailed('connection');
         // ioredis reports every failed reconnect: log at most one every 10 s.
         if (Date.now() - this.lastRedisError < 10_000) return;
         this.lastRedisError = Date.now();
@@ -80,12 +91,31 @@ export class StateBackends {
     let engine = this.engines.get(key);
     if (!engine) {
       const { instanceId } = this.options;
+      const { dataFiles } = this;
+      // Each engine counts its own sessions; the observer hears the sum over the engines.
+      const base = this.observer;
+      const observer: StateObserver = {
+        journalAppended: (seconds) => base.journalAppended(seconds),
+        synced: (file, seconds) => base.synced(file, seconds),
+        redisRoundTrip: (operation, seconds) => base.redisRoundTrip(operation, seconds),
+        redisFailed: (operation) => base.redisFailed(operation),
+        sessionOpened: () => base.sessionOpened(),
+        sessionClosed: (reason) => base.sessionClosed(reason),
+        sessionsCounted: (open) => this.sessionsCounted(key, open),
+      };
       engine = url
-        ? new RedisSessionEngine(this.redisClient(url), { prefix: this.prefix(), instanceId, dataFiles: this.dataFiles, reserveTtlMs: this.options.redis?.reserveTtlMs })
-        : new FileSessionEngine({ dir: location.stateStore.dir, levels: location.stateStore.levels, instanceId, dataFiles: this.dataFiles });
+        ? new RedisSessionEngine(this.redisClient(url), { prefix: this.prefix(), instanceId, dataFiles, observer, reserveTtlMs: this.options.redis?.reserveTtlMs })
+        : new FileSessionEngine({ dir: location.stateStore.dir, levels: location.stateStore.levels, instanceId, dataFiles, observer });
       this.engines.set(key, engine);
     }
     return engine;
+  }
+
+  private sessionsCounted(engine: string, open: number): void {
+    this.openSessions.set(engine, open);
+    let total = 0;
+    for (const count of this.openSessions.values()) total += count;
+    this.observer.sessionsCounted(total);
   }
 
   /** The largest file the store directory's file system holds (probed at start-up; unknown: no limit). */
@@ -134,7 +164,7 @@ export class StateBackends {
   /**
    * Start-up: every directory is created and really written (a probe file, fsynced and removed),
    * Redis answers, and with Redis each data store is the one the other instances see. Throws with
-   * a clear reason otherwise.
+   * a clear reason otherwise. Again for a reloaded configuration: what it adds is checked too.
    */
   async start(config: GatewayConfig): Promise<void> {
     for (const [dir, what] of this.directories(config)) {
@@ -156,10 +186,12 @@ export class StateBackends {
       if (problem) throw new Error(`upload_state_redis ${describeRedisUrl(url)}: Redis does not answer: ${problem}`);
     }
     for (const [dir, url] of shared) {
+      // A reload starts again: the stores checked already keep their marker.
+      if (this.markers.some((m) => m.file === path.join(dir, SHARED_MARKER))) continue;
       const client = this.redisClient(url);
       this.markers.push({ client, ...(await this.checkSharedStore(client, dir, url)) });
     }
-    if (this.markers.length > 0) {
+    if (this.markers.length > 0 && !this.markerTimer) {
       this.markerTimer = setInterval(() => void this.renewMarkers(), MARKER_TTL_MS / 3);
       this.markerTimer.unref();
     }

@@ -30,6 +30,7 @@ import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
 import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine, type WriteFence } from './engine';
 import { Journal } from './journal';
+import { IGNORE_STATE, type StateObserver } from './observer';
 import { createSessionFile, nameTakenError } from './session-file';
 import { SessionTable, type Entry } from './session-table';
 
@@ -51,6 +52,8 @@ export interface FileEngineOptions {
   capacity?: number;
   openJournals?: number;
   idleMs?: number;
+  /** Told about appends, fsyncs and sessions (metrics). */
+  observer?: StateObserver;
 }
 
 export function refusalError(refusal: Refusal): HttpError {
@@ -60,8 +63,10 @@ export function refusalError(refusal: Refusal): HttpError {
 export class FileSessionEngine implements SessionEngine {
   private readonly table: SessionTable;
   private readonly actor: Actor;
+  private readonly observer: StateObserver;
 
   constructor(private readonly options: FileEngineOptions) {
+    this.observer = options.observer ?? IGNORE_STATE;
     this.actor = { instanceId: options.instanceId, singleInstance: true };
     this.table = new SessionTable(options);
   }
@@ -110,6 +115,7 @@ export class FileSessionEngine implements SessionEngine {
           return this.join(entry, decision.reserve, false);
         case 'create':
           await this.createSession(entry, decision.record, policy);
+          this.observer.sessionOpened();
           return this.join(entry, decision.reserve, true);
       }
     }
@@ -213,7 +219,9 @@ export class FileSessionEngine implements SessionEngine {
       // A session that never got a byte leaves nothing (no data file, no record).
       if (isUnused(entry)) {
         await this.table.turn(entry, async () => {
-          if (isUnused(entry)) await this.undoCreation(entry, entry.state.record!.replaces ? { tombstone: tombstoneFromReplaced(entry.state.record!) } : {}, policy);
+          if (!isUnused(entry)) return;
+          await this.undoCreation(entry, entry.state.record!.replaces ? { tombstone: tombstoneFromReplaced(entry.state.record!) } : {}, policy);
+          this.observer.sessionClosed('discarded');
         });
       }
     } finally {
@@ -240,6 +248,7 @@ export class FileSessionEngine implements SessionEngine {
         if (!current || current.createdAt !== record.createdAt) return;
         await this.table.append(entry, decideFinish(current, completion, Date.now(), policy));
         if (policy.durable) await this.table.sync(entry);
+        this.observer.sessionClosed('completed');
         const stored = entry.state.record!;
         await this.options.dataFiles.evict(stored.dataPath);
         // upload_cleanup: only after the answer is stored (a crash in between leaves the file, never an answer without it).
@@ -297,7 +306,20 @@ export class FileSessionEngine implements SessionEngine {
   async sweep(policy: EnginePolicy): Promise<number> {
     // Journals untouched for less than this cannot have expired: they are not even read.
     const youngest = Date.now() - Math.min(policy.sessionTimeoutMs, policy.completedRetentionMs);
-    return this.table.visitStored(youngest, (entry) => this.sweepSession(entry, policy, Date.now()));
+    let open = 0;
+    const removed = await this.table.visitStored(
+      youngest,
+      async (entry) => {
+        const swept = await this.sweepSession(entry, policy, Date.now());
+        if (isOpen(entry.state.record)) open++;
+        return swept;
+      },
+      (state) => {
+        if (isOpen(state.record)) open++;
+      },
+    );
+    this.observer.sessionsCounted(open);
+    return removed;
   }
 
   /** Expires or retires the session if its time is up; drops a tombstone whose file the backend took. True when something went. */
@@ -318,6 +340,7 @@ export class FileSessionEngine implements SessionEngine {
       // The data first: a crash in between leaves a record whose file is gone, which expires again.
       if (record.fileId && !record.completion) await unlinkIfOwned(record.dataPath, record.fileId);
       await this.table.replaceState(entry, {}, policy);
+      this.observer.sessionClosed('expired');
     }
     return true;
   }
@@ -331,6 +354,11 @@ export class FileSessionEngine implements SessionEngine {
     return this.table.loaded;
   }
 
+}
+
+/** An incomplete session (counted as open by the sweep). */
+function isOpen(record: SessionRecord | undefined): boolean {
+  return !!record && !record.completion;
 }
 
 /** A session that has not acknowledged a byte and has no segment in flight. */

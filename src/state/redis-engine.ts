@@ -22,6 +22,7 @@ import { storageError } from '../store/store-errors';
 import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine } from './engine';
 import { LeaseLostError } from './errors';
 import { defineScripts, DEFAULT_REDIS_PREFIX, redisCall, type ScriptRunner } from './redis-client';
+import { IGNORE_STATE, timed, type StateObserver } from './observer';
 import * as scripts from './redis-scripts';
 import { createSessionFile } from './session-file';
 import { Reservation } from './redis-reservation';
@@ -32,6 +33,8 @@ export interface RedisEngineOptions {
   dataFiles: DataFilePool;
   /** Lifetime of a reservation that is not renewed (its instance died or paused). Default 6 s. */
   reserveTtlMs?: number;
+  /** Told about round trips, failures and sessions (metrics). */
+  observer?: StateObserver;
 }
 
 const SCRIPT_NAMES = ['BEGIN', 'RECORD_FILE', 'COMMIT', 'ABORT', 'DISCARD', 'FINISH', 'RELEASE', 'SWEEP', 'TERMINATE', 'DROP_TOMBSTONE', 'RENEW'] as const;
@@ -46,11 +49,13 @@ export class RedisSessionEngine implements SessionEngine {
   private readonly reserveTtlMs: number;
   private readonly run: Record<ScriptName, ScriptRunner>;
   private readonly reservations = new Set<Reservation>();
+  private readonly observer: StateObserver;
 
   constructor(
     private readonly client: Redis,
     private readonly options: RedisEngineOptions,
   ) {
+    this.observer = options.observer ?? IGNORE_STATE;
     this.prefix = options.prefix ?? DEFAULT_REDIS_PREFIX;
     this.reserveTtlMs = options.reserveTtlMs ?? 6000;
     this.run = defineScripts(client, 'ugSession', Object.fromEntries(SCRIPT_NAMES.map((n) => [n, scripts[n]])) as Record<ScriptName, string>);
@@ -65,7 +70,17 @@ export class RedisSessionEngine implements SessionEngine {
   }
 
   private call(name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
-    return redisCall(`session state (${name.toLowerCase()})`, () => this.run[name](keys, args));
+    return this.observed(name.toLowerCase(), () => this.run[name](keys, args));
+  }
+
+  /** One round trip, timed and counted (a failure becomes `StateUnavailableError`). */
+  private async observed<T>(operation: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await timed(() => redisCall(`session state (${operation})`, fn), (seconds) => this.observer.redisRoundTrip(operation, seconds));
+    } catch (err) {
+      this.observer.redisFailed(operation);
+      throw err;
+    }
   }
 
   // -------------------------------------------------------------------------------------------
@@ -92,6 +107,7 @@ export class RedisSessionEngine implements SessionEngine {
         continue;
       }
       const created = answer[1] === '1';
+      if (created) this.observer.sessionOpened();
       // `start-end`; an empty range ends before it starts (`0--1`).
       const [, start, end] = /^(\d+)-(-?\d+)$/.exec(String(answer[2]))!.map(Number);
       let record = toRecord(answer[3] as string[]);
@@ -171,6 +187,7 @@ export class RedisSessionEngine implements SessionEngine {
       await unlinkIfOwned(current.dataPath, current.fileId);
     }
     await this.call('DISCARD', [this.key('s', ticket.id), this.key('rs', ticket.id), `${this.prefix}ids`], [current.createdAt, ticket.id, this.reservationPrefix]);
+    this.observer.sessionClosed('discarded');
   }
 
   private settle(ticket: RedisTicket): void {
@@ -186,6 +203,7 @@ export class RedisSessionEngine implements SessionEngine {
   async finishHandoff(record: SessionRecord, _claim: HandoffClaim, completion: CompletionRecord, policy: EnginePolicy): Promise<void> {
     const now = Date.now();
     await this.call('FINISH', [this.key('s', record.id)], [record.createdAt, JSON.stringify(completion), now + policy.completedRetentionMs]);
+    this.observer.sessionClosed('completed');
     await this.options.dataFiles.evict(record.dataPath);
     // upload_cleanup: only after the answer is stored.
     if (completion.fileRemoved && record.fileId) await unlinkIfOwned(record.dataPath, record.fileId).catch(() => undefined);
@@ -209,7 +227,7 @@ export class RedisSessionEngine implements SessionEngine {
   // -------------------------------------------------------------------------------------------
 
   async status(id: string): Promise<SessionRecord | undefined> {
-    const flat = await redisCall('session state (status)', () => this.client.hgetall(this.key('s', id)));
+    const flat = await this.observed('status', () => this.client.hgetall(this.key('s', id)));
     if (!flat || Object.keys(flat).length === 0) return undefined;
     const record = toRecord(Object.entries(flat).flat());
     return record.expiresAt <= Date.now() ? undefined : record;
@@ -217,14 +235,18 @@ export class RedisSessionEngine implements SessionEngine {
 
   async sweep(_policy: EnginePolicy): Promise<number> {
     let removed = 0;
+    let open = 0;
     for await (const id of this.members(`${this.prefix}ids`)) {
       const flat = await redisCall('session state (sweep)', () => this.client.hgetall(this.key('s', id)));
       if (!flat || Object.keys(flat).length === 0) {
         await this.client.srem(`${this.prefix}ids`, id).catch(() => undefined);
         continue;
       }
-      if (await this.sweepRecord(toRecord(Object.entries(flat).flat()), Date.now())) removed++;
+      const record = toRecord(Object.entries(flat).flat());
+      if (await this.sweepRecord(record, Date.now())) removed++;
+      else if (!record.completion) open++;
     }
+    this.observer.sessionsCounted(open);
     for await (const id of this.members(`${this.prefix}tombs`)) {
       const tomb = await redisCall('session state (sweep)', () => this.client.hgetall(this.key('t', id)));
       if (tomb.fileId && (await fileIdAt(tomb.dataPath).catch(() => tomb.fileId)) === tomb.fileId) continue;
@@ -244,6 +266,7 @@ export class RedisSessionEngine implements SessionEngine {
       [this.key('s', record.id), this.key('rs', record.id), `${this.prefix}ids`, this.key('t', record.id), `${this.prefix}tombs`],
       [record.createdAt, now, record.id, action, now],
     );
+    if (answer === 1 && action === 'expire') this.observer.sessionClosed('expired');
     return answer === 1;
   }
 

@@ -15,6 +15,7 @@ import { fileIdAt } from '../store/files';
 import { storageError } from '../store/store-errors';
 import type { EnginePolicy } from './engine';
 import { Journal, JOURNAL_TEMPORARY, readJournal, removeJournal, writeJournalAtomically } from './journal';
+import { IGNORE_STATE, timed, type StateObserver } from './observer';
 
 export const JOURNAL_SUFFIX = '.journal';
 /** The record files of earlier versions (one JSON record per session), migrated on first use. */
@@ -43,6 +44,8 @@ export interface SessionTableOptions {
   openJournals?: number;
   /** An idle session's journal is closed after this long. */
   idleMs?: number;
+  /** Told how long journal appends and fsyncs take (metrics). */
+  observer?: StateObserver;
 }
 
 export class SessionTable {
@@ -52,8 +55,10 @@ export class SessionTable {
   private readonly capacity: number;
   private readonly openJournals: number;
   private readonly idleMs: number;
+  private readonly observer: StateObserver;
 
   constructor(private readonly options: SessionTableOptions) {
+    this.observer = options.observer ?? IGNORE_STATE;
     this.capacity = options.capacity ?? 10_000;
     this.openJournals = options.openJournals ?? 256;
     this.idleMs = options.idleMs ?? 15_000;
@@ -77,9 +82,10 @@ export class SessionTable {
   /**
    * Runs `visit` in the turn of every stored session whose journal was written before `olderThan`
    * (or that is in memory, or still a legacy record file); removes temporaries a crash left
-   * mid-write. Returns how many visits returned true.
+   * mid-write. Returns how many visits returned true. `passed`, when given, is told the state of
+   * each younger journal (read, not loaded).
    */
-  async visitStored(olderThan: number, visit: (entry: Entry) => Promise<boolean>): Promise<number> {
+  async visitStored(olderThan: number, visit: (entry: Entry) => Promise<boolean>, passed?: (state: SessionState) => void): Promise<number> {
     let count = 0;
     for await (const file of walkFiles(this.options.dir)) {
       const name = path.basename(file);
@@ -93,7 +99,11 @@ export class SessionTable {
       const id = name.slice(0, -suffix.length);
       if (!this.entries.has(id) && suffix === JOURNAL_SUFFIX) {
         const stat = await fs.stat(file).catch(() => null);
-        if (!stat || stat.mtimeMs > olderThan) continue;
+        if (!stat) continue;
+        if (stat.mtimeMs > olderThan) {
+          if (passed) passed(replay((await readJournal(file).catch(() => null))?.records ?? []));
+          continue;
+        }
       }
       const entry = await this.pin(id).catch(() => null);
       if (!entry) continue;
@@ -199,7 +209,8 @@ export class SessionTable {
     if (records.length === 0) return;
     try {
       if (!entry.journal) entry.journal = await Journal.open(this.journalPath(entry.id));
-      await entry.journal.append(records);
+      const journal = entry.journal;
+      await timed(() => journal.append(records), (seconds) => this.observer.journalAppended(seconds));
     } catch (err) {
       throw storageError(err, 'the session state store');
     }
@@ -208,7 +219,8 @@ export class SessionTable {
 
   async sync(entry: Entry): Promise<void> {
     try {
-      await entry.journal?.sync();
+      const journal = entry.journal;
+      if (journal) await timed(() => journal.sync(), (seconds) => this.observer.synced('journal', seconds));
     } catch (err) {
       throw storageError(err, 'the session state store');
     }

@@ -29,6 +29,8 @@ export class DataFilePool {
   constructor(
     private readonly capacity = 256,
     private readonly idleMs = 15_000,
+    /** Told how long each fdatasync took, in seconds (metrics). */
+    private readonly onSync: (seconds: number) => void = () => undefined,
   ) {
     this.timer = setInterval(() => void this.closeIdle(Date.now() - this.idleMs), Math.max(1000, Math.floor(idleMs / 2)));
     this.timer.unref();
@@ -103,7 +105,14 @@ export class DataFilePool {
   }
 
   private makeEntry(path: string, fileId: FileId, handle: FileHandle): Entry {
-    const flusher = new Flusher(() => handle.datasync());
+    const flusher = new Flusher(async () => {
+      const started = performance.now();
+      try {
+        await handle.datasync();
+      } finally {
+        this.onSync((performance.now() - started) / 1000);
+      }
+    });
     return { path, fileId, handle, users: 0, lastUsed: Date.now(), flush: () => flusher.flush() };
   }
 

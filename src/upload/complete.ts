@@ -12,9 +12,11 @@ import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
 import { HttpError } from '../protocol/http-errors';
 import { statusInRanges } from '../protocol/status-ranges';
-import { BackendUnreachable, callBackend } from './handoff';
+import { BackendUnreachable, callBackend, type BackendAnswer } from './handoff';
 import { relayAnswer } from './responses';
 import { appendFileFields, renderAddHeaders, variableLookup, type FileVariables } from './variables';
+import { uploadObserver } from './observer';
+import { performance } from 'node:perf_hooks';
 
 /** D15: the generated form is counted once; over `upload_max_output_body_len` → 413. */
 export function checkOutputLimit(length: number, location: LocationConfig): void {
@@ -61,7 +63,7 @@ export async function completeRequest(
 ): Promise<void> {
   let answer;
   try {
-    answer = await callBackend(location, ctx.req, form, contentType);
+    answer = await observeHandOff(ctx, () => callBackend(location, ctx.req, form, contentType));
   } catch (err) {
     // As the module: the answer is a 502, and upload_cleanup decides about the files.
     if (statusInRanges(502, location.cleanup)) await removeFiles();
@@ -70,4 +72,18 @@ export async function completeRequest(
   }
   if (statusInRanges(answer.status, location.cleanup)) await removeFiles();
   relayAnswer(ctx, answer, addHeaders);
+}
+
+/** Runs a hand-off and tells the request's observers how it ended and how long it took. */
+export async function observeHandOff(ctx: Context, handOff: () => Promise<BackendAnswer>): Promise<BackendAnswer> {
+  const observer = uploadObserver(ctx);
+  const started = performance.now();
+  try {
+    const answer = await handOff();
+    observer?.handedOff?.(answer.status, (performance.now() - started) / 1000);
+    return answer;
+  } catch (err) {
+    observer?.handedOff?.(null, (performance.now() - started) / 1000);
+    throw err;
+  }
 }

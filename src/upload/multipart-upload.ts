@@ -35,6 +35,7 @@ export async function handleMultipartUpload(ctx: Context, location: LocationConf
   let form: Buffer;
   try {
     const progress = uploadObserver(ctx);
+    progress?.began?.({ session: false, created: true });
     await receiveBody(req, ctx.res, new MultipartSink(upload, location.limitRate, progress ? (n) => progress.bytes(n) : undefined), location);
     form = upload.finish();
   } catch (err) {

@@ -14,6 +14,15 @@ export interface UploadObserver {
   acknowledged(ranges: readonly ByteRange[]): void;
   /** The upload was handed off (or the stored answer replayed) with the backend's `status`. */
   completed(status: number): void;
+  /**
+   * The request began an upload: a session's segment was admitted (`created`: it started the
+   * session), or a one-request upload (multipart, no Session-ID) began (`created` true).
+   */
+  began?(upload: { session: boolean; created: boolean }): void;
+  /** The segment's bytes were acknowledged: its session holds them now. */
+  committed?(): void;
+  /** A hand-off ended after `seconds`: the backend answered `status`, or it failed (null: unreachable, broken off, refused). */
+  handedOff?(status: number | null, seconds: number): void;
 }
 
 const OBSERVERS = Symbol('uploadObservers');
@@ -35,5 +44,8 @@ export function uploadObserver(ctx: Context): UploadObserver | null {
     bytes: (received) => list.forEach((o) => o.bytes(received)),
     acknowledged: (ranges) => list.forEach((o) => o.acknowledged(ranges)),
     completed: (status) => list.forEach((o) => o.completed(status)),
+    began: (upload) => list.forEach((o) => o.began?.(upload)),
+    committed: () => list.forEach((o) => o.committed?.()),
+    handedOff: (status, seconds) => list.forEach((o) => o.handedOff?.(status, seconds)),
   };
 }

@@ -15,7 +15,7 @@ import { FileDigests, digestFile, type DigestName } from '../store/digests';
 import { unlinkIfOwned } from '../store/files';
 import type { OwnFile } from '../store/temp-names';
 import { BackendUnreachable, callBackend } from './handoff';
-import { completeRequest, fileForm } from './complete';
+import { completeRequest, fileForm, observeHandOff } from './complete';
 import { statusInRanges } from '../protocol/status-ranges';
 import { receiveBody } from './receive-body';
 import { digestsNeeded, renderAddHeaders, variableLookup, type FileVariables } from './variables';
@@ -131,6 +131,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   );
   // Upload progress (track_uploads): the session's entry starts from what the gateway holds.
   const progress = uploadObserver(ctx);
+  progress?.began?.({ session: true, created: ticket.created });
   progress?.acknowledged(ticket.record.ranges);
   const knownTotal = ticket.record.total;
   const expectedLength = range ? range.end - range.start + 1 : knownTotal;
@@ -165,6 +166,7 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     throw err;
   }
   if (inOrder) services.inOrderDigests.commit(digestKey, ticket.range.end);
+  progress?.committed?.();
   progress?.acknowledged(outcome.record.ranges);
 
   // $upload_content_range: the segment's range; a single-shot upload's is the module's off-by-one
@@ -241,7 +243,7 @@ export async function completeSession(
     const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
     const digests = streamedDigests ?? (await digestFile(record.dataPath, digestsNeeded(location), resume));
     const { form, addHeaders } = fileForm(ctx, location, boundary, vars, { digests, size: record.total!, contentRange });
-    handOff = { answer: await callBackend(location, ctx.req, form, `multipart/form-data; boundary=${boundary}`), addHeaders };
+    handOff = { answer: await observeHandOff(ctx, () => callBackend(location, ctx.req, form, `multipart/form-data; boundary=${boundary}`)), addHeaders };
   } catch (err) {
     await engine.releaseHandoff(record, claim, policy).catch(() => undefined);
     if (!(err instanceof BackendUnreachable)) throw err;
@@ -287,6 +289,7 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
   const digests = new FileDigests(digestsNeeded(location));
   const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
   const progress = uploadObserver(ctx);
+  progress?.began?.({ session: false, created: true });
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
     digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],

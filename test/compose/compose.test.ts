@@ -24,7 +24,7 @@ const MiB = 1024 * 1024;
  */
 const PROJECT_PREFIX = 'upload-gateway-compose-test-';
 const PROJECT = `${PROJECT_PREFIX}${process.pid}`;
-const SERVICES = ['backend', 'gateway1', 'gateway2', 'nginx', 'redis'];
+const SERVICES = ['backend', 'gateway1', 'gateway2', 'nginx', 'prometheus', 'redis'];
 /** Services with a healthcheck (the gateways: the image's HEALTHCHECK). */
 const HEALTH_CHECKED = ['backend', 'gateway1', 'gateway2', 'redis'];
 /** The image's non-root user (docker/Dockerfile). */
@@ -33,12 +33,13 @@ const GATEWAY_UID = '10001';
 let podman: Podman;
 let healthchecks: { stop(): Promise<void> } | undefined;
 let port: number;
+let prometheusPort: number;
 let up = false;
 
 const container = (service: string) => `${PROJECT}_${service}_1`;
 
 function compose(args: string[], timeoutMs = 300_000, project = PROJECT): Promise<{ code: number | null; output: string }> {
-  return podman.compose(['-p', project, '-f', COMPOSE_FILE, ...args], { UPLOAD_GATEWAY_PORT: String(port) }, timeoutMs);
+  return podman.compose(['-p', project, '-f', COMPOSE_FILE, ...args], { UPLOAD_GATEWAY_PORT: String(port), UPLOAD_GATEWAY_PROMETHEUS_PORT: String(prometheusPort) }, timeoutMs);
 }
 
 /** The engine's containers, networks and volumes whose names start with `prefix`. */
@@ -73,6 +74,7 @@ beforeAll(async () => {
   podman = await startPodman();
   const images = await makeStandInImages(podman);
   port = await freePort();
+  prometheusPort = await freePort();
   await removeAbandonedProjects();
   healthchecks = runHealthchecks(podman, PROJECT);
   const upStarted = Date.now();
@@ -206,6 +208,33 @@ test('parallel segments through nginx are spread over both replicas; the upload 
   for (const service of GATEWAY_SERVICES) expect([...served]).toContain(await replicaAddress(service));
 }, 180_000);
 
+/** A PromQL instant query to the prometheus service (its published port). */
+async function query(promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
+  const res = await fetch(`http://127.0.0.1:${prometheusPort}/api/v1/query?query=${encodeURIComponent(promql)}`);
+  return ((await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }).data.result;
+}
+
+test('the prometheus service scrapes both replicas\' /metrics, which nginx does not pass on', async () => {
+  expect((await get('/metrics')).status).toBe(404);
+  const deadline = Date.now() + 60_000;
+  let up: Awaited<ReturnType<typeof query>> = [];
+  while (Date.now() < deadline) {
+    up = await query('up{job="upload-gateway"}').catch(() => []);
+    if (up.length === 2 && up.every((s) => s.value[1] === '1')) break;
+    await sleep(1000);
+  }
+  expect(up.map((s) => [s.metric.instance, s.value[1]]).sort()).toEqual([['gateway1:8080', '1'], ['gateway2:8080', '1']]);
+  // The uploads above, counted by each replica.
+  let served: Awaited<ReturnType<typeof query>> = [];
+  while (Date.now() < deadline) {
+    served = await query('sum by (instance) (upload_gateway_segments_acknowledged_total)');
+    if (served.length === 2 && served.every((s) => Number(s.value[1]) > 0)) break;
+    await sleep(1000);
+  }
+  expect(served.map((s) => s.metric.instance).sort()).toEqual(['gateway1:8080', 'gateway2:8080']);
+  for (const s of served) expect(Number(s.value[1])).toBeGreaterThan(0);
+}, 90_000);
+
 test('the replicas and the backend run as the image\'s non-root user, which writes the shared volume', async () => {
   for (const service of ['gateway1', 'gateway2', 'backend']) {
     expect((await exec(service, 'id', '-u')).trim()).toBe(GATEWAY_UID);
@@ -239,16 +268,34 @@ test('a replica killed mid-upload (podman kill): the client\'s retries finish th
   await expectFinished(id, data, before);
 }, 240_000);
 
+test('SIGHUP reloads a replica, which keeps serving; docker-compose stop stops it gracefully (SIGQUIT, exit 0)', async () => {
+  const replica = container(GATEWAY_SERVICES[1]);
+  expect((await podman.check(['inspect', '--format', '{{.Config.StopSignal}}', replica])).trim()).toMatch(/^(SIGQUIT|3)$/);
+  await podman.check(['kill', '--signal', 'HUP', replica]);
+  const deadline = Date.now() + 30_000;
+  while (!(await podman.check(['logs', replica])).includes('configuration reloaded') && Date.now() < deadline) await sleep(500);
+  expect(await podman.check(['logs', replica])).toContain('configuration reloaded');
+  // Asked in the container (through nginx a request may wait for the replica killed above).
+  expect(await exec(GATEWAY_SERVICES[1], 'node', 'bin/upload-gateway.js', 'healthcheck', 'http://127.0.0.1:8080/healthz')).toBe('');
+
+  const stopped = await compose(['stop', GATEWAY_SERVICES[1]], 120_000);
+  if (stopped.code !== 0) throw new Error(`docker-compose stop failed (${stopped.code}):\n${stopped.output}`);
+  expect((await podman.check(['inspect', '--format', '{{.State.ExitCode}}', replica])).trim()).toBe('0');
+  const logs = await podman.check(['logs', replica]);
+  expect(logs).toMatch(/"signal":"SIGQUIT","msg":"graceful stop"/);
+  expect(logs).toContain('graceful stop: done');
+}, 180_000);
+
 test('down -v leaves no container, network or volume behind', async () => {
   expect(await objectsNamed(`${PROJECT}_`)).toEqual({
     containers: SERVICES.map(container),
     networks: [`${PROJECT}_default`],
-    volumes: [`${PROJECT}_redis-data`, `${PROJECT}_uploads`],
+    volumes: [`${PROJECT}_prometheus-data`, `${PROJECT}_redis-data`, `${PROJECT}_uploads`],
   });
   // Every volume the containers mount, named or anonymous.
   const inspected = await podman.check(['inspect', '--format', '{{range .Mounts}}{{if eq .Type "volume"}}{{.Name}} {{end}}{{end}}', ...SERVICES.map(container)]);
   const mounted = [...new Set(inspected.split(/\s+/).filter(Boolean))].sort();
-  expect(mounted).toEqual(expect.arrayContaining([`${PROJECT}_redis-data`, `${PROJECT}_uploads`]));
+  expect(mounted).toEqual(expect.arrayContaining([`${PROJECT}_prometheus-data`, `${PROJECT}_redis-data`, `${PROJECT}_uploads`]));
 
   const down = await compose(['down', '--volumes']);
   if (down.code !== 0) throw new Error(`docker-compose down -v failed (${down.code}):\n${down.output}`);

@@ -60,6 +60,11 @@ describe('defaults of an upload location', () => {
       progressZones: [],
       progressLocations: [],
       demoPage: false,
+      metricsLocations: [],
+      access: [],
+      accessLog: null,
+      errorLog: null,
+      shutdownTimeoutMs: 30_000,
     });
   });
 });

@@ -47,7 +47,7 @@ export interface ServiceProcess {
   url: string;
   child: ChildProcess;
   output(): string;
-  /** SIGTERM and wait for the exit. */
+  /** SIGINT (the gateway stops at once; SIGTERM would be its graceful stop) and wait for the exit. */
   stop(): Promise<void>;
   /** SIGKILL and wait for the exit (a crashed instance). */
   kill(): Promise<void>;
@@ -81,7 +81,7 @@ export async function startService(name: string, bin: string, args: string[], op
   return {
     name, port: options.port, url: `http://127.0.0.1:${options.port}`, child,
     output: () => output,
-    stop: () => stopWith('SIGTERM'),
+    stop: () => stopWith('SIGINT'),
     kill: () => stopWith('SIGKILL'),
   };
 }

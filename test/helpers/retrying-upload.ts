@@ -54,7 +54,7 @@ export async function uploadAll(port: number, file: Buffer, id: string, ranges: 
  * of its body; once all are paused, `kill()` runs (once) and the bodies are finished. Resolves
  * with each segment's answer (a lost connection: status 0), in the order of `ranges`.
  */
-async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>): Promise<SimpleResponse[]> {
+export async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>): Promise<SimpleResponse[]> {
   let paused = 0;
   let killed: Promise<void> | null = null;
   const allPaused = new Promise<void>((resolve) => {
@@ -116,6 +116,34 @@ export interface KillOptions {
 export async function uploadKillingAReplica(options: KillOptions): Promise<SimpleResponse[]> {
   const { port, file, id, ranges, explain } = options;
   const log: SimpleResponse[] = [];
+  await spreadOverReplicas(options, log);
+
+  const interrupted = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill);
+  // The segments streaming to the dead replica failed (nginx answers 502, or the connection goes).
+  if (interrupted.every((r) => r.status === 201)) throw new Error(await explain('no segment was in flight on the killed replica'));
+
+  const rest = [...ranges.slice(8), ...ranges.slice(4, 8).filter((_, i) => interrupted[i].status !== 201)];
+  return uploadAll(port, file, id, rest, 4, log, explain);
+}
+
+/**
+ * A replica stopped gracefully mid-upload (SIGTERM): as `uploadKillingAReplica`, but `kill()`
+ * only starts the stop (it resolves once the replica refuses new connections) and the four
+ * segments streaming then must all be acknowledged (201), also those on the stopping replica.
+ * Resolves with every answer after the stop (the held segments first).
+ */
+export async function uploadStoppingAReplica(options: KillOptions): Promise<SimpleResponse[]> {
+  const { port, file, id, ranges, explain } = options;
+  const log: SimpleResponse[] = [];
+  await spreadOverReplicas(options, log);
+  const held = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill);
+  if (held.some((r) => r.status !== 201)) throw new Error(await explain(`segments in flight during the stop were answered ${held.map((r) => r.status).join(', ')}`));
+  return [...held, ...(await uploadAll(port, file, id, ranges.slice(8), 4, log, explain))];
+}
+
+/** The first four segments, until every replica has answered some (so the next ones reach each). */
+async function spreadOverReplicas(options: KillOptions, log: SimpleResponse[]): Promise<void> {
+  const { port, file, id, ranges, explain } = options;
   // nginx may briefly route around a replica (max_fails=1 marks it down for fail_timeout after
   // one failed upstream connection, e.g. an idle keep-alive connection closed by the gateway), so
   // identical re-sends (harmless, D4) go out until every replica has answered some — bounded.
@@ -129,11 +157,4 @@ export async function uploadKillingAReplica(options: KillOptions): Promise<Simpl
   }
   const silent = options.replicas.filter((replica) => !early.has(replica));
   if (silent.length) throw new Error(await explain(`nginx sent no segment to ${silent.join(', ')} before the kill (upstreams: ${[...early].join(', ')})`));
-
-  const interrupted = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill);
-  // The segments streaming to the dead replica failed (nginx answers 502, or the connection goes).
-  if (interrupted.every((r) => r.status === 201)) throw new Error(await explain('no segment was in flight on the killed replica'));
-
-  const rest = [...ranges.slice(8), ...ranges.slice(4, 8).filter((_, i) => interrupted[i].status !== 201)];
-  return uploadAll(port, file, id, rest, 4, log, explain);
 }

@@ -17,7 +17,7 @@ import { REPO_ROOT, run, succeeded, tempDir } from './process';
 import type { Podman } from './podman';
 import { COMPOSE_FILE } from './topology';
 
-/** Debian 13: nodejs 20 (as the Dockerfile's node:20), nginx 1.26, redis 8. */
+/** Debian 13: nodejs 20 (as the Dockerfile's node:20), nginx 1.26, redis 8, prometheus 2.53. */
 const SUITE = 'trixie';
 const RECIPES = path.join(REPO_ROOT, 'test/compose/images');
 const DOCKERFILE = path.join(REPO_ROOT, 'docker/Dockerfile');
@@ -30,6 +30,7 @@ export const STAND_INS: ReadonlyArray<{ image: string; recipe: string }> = [
   { image: 'node:20-bookworm-slim', recipe: 'node' },
   { image: 'nginx:1.27', recipe: 'nginx' },
   { image: 'redis:7', recipe: 'redis' },
+  { image: 'prom/prometheus:v2.53.3', recipe: 'prometheus' },
 ];
 
 function sha256(...parts: Array<string | Buffer>): string {
@@ -129,7 +130,8 @@ export async function makeStandInImages(podman: Podman): Promise<ImageReport[]> 
   const base = await debianBase(podman, reports);
   for (const { image, recipe } of STAND_INS) {
     const started = Date.now();
-    const name = `docker.io/library/${image}`;
+    // Docker Hub's official images are `library/…`, the others (prom/…) under their own name.
+    const name = `docker.io/${image.includes('/') ? image : `library/${image}`}`;
     const recipeDir = path.join(RECIPES, recipe);
     const files = readdirSync(recipeDir).sort();
     const caBundle = readFileSync(HOST_CA_BUNDLE);

@@ -1,8 +1,9 @@
 /**
  * The deployment of docker/docker-compose.yml, natively on loopback (no container engine here):
  * a real nginx (Debian package) running docker/nginx/default.conf, two gateway processes (the built
- * `dist/`) running docker/gateway.conf, a real redis-server with the compose file's arguments, and
- * the sample backend with the compose file's command. Only addresses, ports and the volume path
+ * `dist/`) running docker/gateway.conf, a real redis-server with the compose file's arguments, the
+ * sample backend with the compose file's command, and a real prometheus (Debian package) with
+ * docker/prometheus/prometheus.yml and the compose file's command. Only addresses, ports and the volume path
  * are substituted; everything else is read from the docker/ files, so the compose topology and
  * this one cannot drift apart.
  *
@@ -11,12 +12,13 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { nginxHttpWrapper, runNginx, substituteOnce, type NginxProcess } from './nginx';
-import { REPO_ROOT, freePort, startService, tempDir, type ServiceProcess } from './process';
+import { REPO_ROOT, findProgram, freePort, startService, tempDir, type ServiceProcess } from './process';
 import { startRedis, type RedisProcess } from './redis';
 
 export const COMPOSE_FILE = path.join(REPO_ROOT, 'docker/docker-compose.yml');
 export const NGINX_SITE = path.join(REPO_ROOT, 'docker/nginx/default.conf');
 export const GATEWAY_CONF = path.join(REPO_ROOT, 'docker/gateway.conf');
+export const PROMETHEUS_CONF = path.join(REPO_ROOT, 'docker/prometheus/prometheus.yml');
 /** The shared volume's mount point in the containers. */
 export const VOLUME = '/var/lib/upload-gateway';
 /** The gateway services of the compose file, in upstream order. */
@@ -49,6 +51,7 @@ export interface Ports {
   gateways: [number, number];
   backend: number;
   redis: number;
+  prometheus: number;
 }
 
 /** docker/gateway.conf with the listen address, the Redis and backend addresses and the volume path substituted. */
@@ -75,6 +78,20 @@ export function topologyNginxConfig(ports: Ports, dir: string): string {
   return nginxHttpWrapper(dir, 'docker/nginx/default.conf', site, 512);
 }
 
+/** docker/prometheus/prometheus.yml with the replicas' addresses substituted. */
+export function prometheusConfig(ports: Ports): string {
+  let text = readFileSync(PROMETHEUS_CONF, 'utf8');
+  GATEWAY_SERVICES.forEach((service, i) => {
+    text = substituteOnce(text, new RegExp(`"${service}:8080"`), `"127.0.0.1:${ports.gateways[i]}"`, `"${service}:8080" target`, PROMETHEUS_CONF);
+  });
+  return text;
+}
+
+/** The prometheus binary (Debian package `prometheus`): $PROMETHEUS_BIN, else on PATH, else /usr/bin. */
+export function findPrometheus(): string {
+  return findProgram('prometheus', 'PROMETHEUS_BIN', ['/usr/bin/prometheus'], 'install the Debian package: `apt-get install -y prometheus` (.ci/run does), or set PROMETHEUS_BIN');
+}
+
 /** A compose `command:` made runnable here: node, the repository's bin, loopback addresses, the volume path. */
 function nativeCommand(command: string[], listen: string, dataDir: string): [string, string[]] {
   const args = command.map((arg) => {
@@ -97,6 +114,12 @@ export interface Topology {
   redis: RedisProcess;
   gateways: ServiceProcess[];
   backend: ServiceProcess;
+  /** Prometheus scraping both gateways (docker/prometheus/prometheus.yml). */
+  prometheus: ServiceProcess;
+  /** Starts gateway `index` again (after it was stopped or killed), with the same command and port. */
+  restartGateway(index: number): Promise<ServiceProcess>;
+  /** A PromQL instant query through Prometheus's HTTP API: its result vector. */
+  query(promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
   /** Hand-offs the sample backend received so far. */
   handoffs(): number;
   /** `upstream=` of every request nginx logged (the replica that served it). */
@@ -126,6 +149,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     gateways: [await freePort(), await freePort()],
     backend: await freePort(),
     redis: await freePort(),
+    prometheus: await freePort(),
   };
   const started: Array<{ stop(): Promise<void> }> = [];
   const stopAll = async () => {
@@ -146,24 +170,48 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
     started.push(backend);
 
     const gateways: ServiceProcess[] = [];
-    for (let i = 0; i < GATEWAY_SERVICES.length; i++) {
+    const startGateway = async (i: number) => {
       const configFile = path.join(dir, `${GATEWAY_SERVICES[i]}.conf`);
       writeFileSync(configFile, gatewayConfig(ports, i, dataDir));
       const command = composeCommand('x-gateway').map((arg) => (arg.endsWith('.conf') ? configFile : arg));
       const [bin, args] = nativeCommand(command, `127.0.0.1:${ports.gateways[i]}`, dataDir);
       const gateway = await startService(GATEWAY_SERVICES[i], bin, args, { port: ports.gateways[i], cwd: dir, env: { LOG_LEVEL: options.logLevel ?? 'warn' } });
       started.push(gateway);
-      gateways.push(gateway);
-    }
+      gateways[i] = gateway;
+      return gateway;
+    };
+    for (let i = 0; i < GATEWAY_SERVICES.length; i++) await startGateway(i);
 
     const nginxDir = path.join(dir, 'nginx');
     mkdirSync(nginxDir);
     const nginx = await runNginx(topologyNginxConfig(ports, nginxDir), { dir: nginxDir, port: ports.nginx, keepDir: true });
     started.push(nginx);
 
+    // Prometheus: the compose file's command, the configuration and data paths made local.
+    const prometheusDir = path.join(dir, 'prometheus');
+    mkdirSync(path.join(prometheusDir, 'data'), { recursive: true });
+    const prometheusFile = path.join(prometheusDir, 'prometheus.yml');
+    writeFileSync(prometheusFile, prometheusConfig(ports));
+    const prometheusArgs = composeCommand('prometheus').map((arg) =>
+      arg.replace(/^--config\.file=.*/, `--config.file=${prometheusFile}`).replace(/^--storage\.tsdb\.path=.*/, `--storage.tsdb.path=${path.join(prometheusDir, 'data')}`),
+    );
+    const prometheus = await startService('prometheus', findPrometheus(), [...prometheusArgs, `--web.listen-address=127.0.0.1:${ports.prometheus}`], { port: ports.prometheus, cwd: prometheusDir });
+    started.push(prometheus);
+
     const accessLog = path.join(nginxDir, 'access.log');
     return {
-      dir, dataDir, ports, url: `http://127.0.0.1:${ports.nginx}`, nginx, redis, gateways, backend,
+      dir, dataDir, ports, url: `http://127.0.0.1:${ports.nginx}`, nginx, redis, gateways, backend, prometheus,
+      restartGateway: (i) => {
+        const running = gateways[i];
+        if (running.child.exitCode === null && running.child.signalCode === null) throw new Error(`${running.name} is still running`);
+        return startGateway(i);
+      },
+      query: async (promql) => {
+        const res = await fetch(`http://127.0.0.1:${ports.prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`);
+        const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
+        if (body.status !== 'success') throw new Error(`prometheus query ${promql}: ${JSON.stringify(body)}`);
+        return body.data.result;
+      },
       handoffs: () => (backend.output().match(/sample backend: hand-off received/g) ?? []).length,
       upstreams: () => (existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '').split('\n').flatMap((line) => /upstream=(\S+)/.exec(line)?.[1] ?? []),
       output: () =>
@@ -171,6 +219,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
           ...gateways.map((g) => `--- ${g.name} ---\n${g.output()}`),
           `--- backend ---\n${backend.output()}`,
           `--- redis ---\n${redis.output()}`,
+          `--- prometheus ---\n${prometheus.output().slice(-3000)}`,
           `--- nginx ---\n${nginx.output()}`,
         ].join('\n'),
       stop: stopAll,
