@@ -28,8 +28,12 @@ export interface EnginePolicy extends SessionPolicy {
 export interface WriteFence {
   /** Throws `LeaseLostError` when the reservation may have been lost (checked before every write). */
   check(): void;
-  /** Aborted when the reservation is lost while the body streams. */
-  readonly lost: AbortSignal;
+  /**
+   * Calls `listener` when the reservation is lost while the body streams (at once if it is lost
+   * already); returns the way to stop listening. A callback, not an AbortSignal: one per segment
+   * costs measurable CPU and garbage on small segments.
+   */
+  onLost(listener: (reason: Error) => void): () => void;
 }
 
 /** A segment admitted by `begin`. */

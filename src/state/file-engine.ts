@@ -39,7 +39,7 @@ const COMPACT_AFTER = 512;
 
 
 /** In-process reservations cannot be lost: nothing to check. */
-const NO_FENCE: WriteFence = { check() {}, lost: new AbortController().signal };
+const NO_FENCE: WriteFence = { check() {}, onLost: () => () => undefined };
 
 export interface FileEngineOptions {
   /** `upload_state_store` directory and hash levels. */

@@ -11,7 +11,8 @@ import { LeaseLostError } from './errors';
 
 /** A segment's reservation: renewed by a timer; its local deadline fences the writes. */
 export class Reservation implements WriteFence {
-  private readonly controller = new AbortController();
+  private lostWith: LeaseLostError | null = null;
+  private listener: ((reason: Error) => void) | null = null;
   private readonly timer: NodeJS.Timeout;
   /** Monotonic time until which the reservation is certainly still ours (minus the margin). */
   private deadline: number;
@@ -35,12 +36,19 @@ export class Reservation implements WriteFence {
     return Math.floor(this.ttlMs / 3);
   }
 
-  get lost(): AbortSignal {
-    return this.controller.signal;
+  onLost(listener: (reason: Error) => void): () => void {
+    if (this.lostWith) {
+      listener(this.lostWith);
+      return () => undefined;
+    }
+    this.listener = listener;
+    return () => {
+      if (this.listener === listener) this.listener = null;
+    };
   }
 
   check(): void {
-    if (this.controller.signal.aborted) throw new LeaseLostError();
+    if (this.lostWith) throw new LeaseLostError();
     if (performance.now() > this.deadline) {
       this.lose();
       throw new LeaseLostError();
@@ -63,9 +71,10 @@ export class Reservation implements WriteFence {
   }
 
   private lose(): void {
-    if (this.controller.signal.aborted) return;
+    if (this.lostWith) return;
     this.stop();
-    this.controller.abort(new LeaseLostError());
+    this.lostWith = new LeaseLostError();
+    this.listener?.(this.lostWith);
   }
 
   stop(): void {

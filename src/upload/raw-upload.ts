@@ -203,10 +203,8 @@ export function segmentWriter(
     flush: durable && ticket.file ? () => ticket.file!.flush() : undefined,
     onReceived: progress ? (n) => progress.bytes(n) : undefined,
   });
-  const stopWriting = () => writer.destroy(ticket.fence.lost.reason as Error);
-  if (ticket.fence.lost.aborted) stopWriting();
-  else ticket.fence.lost.addEventListener('abort', stopWriting);
-  return { writer, unfence: () => ticket.fence.lost.removeEventListener('abort', stopWriting) };
+  const unfence = ticket.fence.onLost((reason) => writer.destroy(reason));
+  return { writer, unfence };
 }
 
 export function sessionVariables(record: SessionRecord, contentRange: string): FileVariables {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { HttpError } from '../protocol/http-errors';
 import { checkBodySize } from '../http/request';
 import type { Writable } from 'node:stream';
-import { interruptSignal } from './interrupt';
+import { onInterrupt } from './interrupt';
 
 /** The location settings that bound the reading of a body. */
 export interface BodyLimits {
@@ -25,15 +25,15 @@ export interface BodyLimits {
 export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: Writable, limits: BodyLimits): Promise<void> {
   if (/100-continue/i.test(String(req.headers.expect ?? ''))) res.writeContinue();
   const bodyLimit = limits.clientMaxBodySize;
-  const interrupted = interruptSignal(req);
   return new Promise<void>((resolve, reject) => {
     let settled = false;
     let idle: NodeJS.Timeout | null = null;
+    let stopListening = () => undefined as unknown;
     const settle = (err?: Error) => {
       if (settled) return;
       settled = true;
       if (idle) clearTimeout(idle);
-      interrupted.removeEventListener('abort', onInterrupt);
+      stopListening();
       req.off('data', onData);
       if (!err) return resolve();
       req.unpipe(writer);
@@ -62,9 +62,8 @@ export function receiveBody(req: IncomingMessage, res: ServerResponse, writer: W
       }
     };
     // A graceful stop whose grace time is over ends the body with its (retryable) answer.
-    const onInterrupt = () => settle(interrupted.reason as Error);
-    if (interrupted.aborted) return settle(interrupted.reason as Error);
-    interrupted.addEventListener('abort', onInterrupt);
+    stopListening = onInterrupt(req, settle);
+    if (settled) return;
     req.on('data', onData);
     writer.on('error', (err) => settle(err));
     writer.on('finish', () => settle());

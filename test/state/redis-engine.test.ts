@@ -84,6 +84,24 @@ describe('Redis engine: fencing and round trips', () => {
     await engine.close();
   });
 
+  test('a reservation taken away while the body streams tells the writer at once (onLost), and later listeners at once too', async () => {
+    const engine = redisEngine(pool, `lost${++prefixes}:`, 300);
+    const id = newId('l');
+    const ticket = await engine.begin(segmentOf(store, id, 0, 3, 8), POLICY);
+    const admin = redis.client();
+    const lost = new Promise<Error>((resolve) => ticket.fence.onLost(resolve));
+    // The renewal timer (every ttl/3) finds its key gone.
+    for (const key of await admin.keys(`lost${prefixes}:rv:*`)) await admin.del(key);
+    expect((await lost).name).toBe('LeaseLostError');
+    let late: Error | null = null;
+    ticket.fence.onLost((reason) => (late = reason));
+    expect(late).toMatchObject({ name: 'LeaseLostError' });
+    expect(() => ticket.fence.check()).toThrow(/reservation of this segment was lost/);
+    admin.disconnect();
+    await engine.abort(ticket, POLICY);
+    await engine.close();
+  });
+
   test('a paused instance (its event loop blocked past the lease) refuses to write when it resumes', async () => {
     const engine = redisEngine(pool, `pause${++prefixes}:`, 600);
     const id = newId('p');
