@@ -485,6 +485,11 @@ function gatewayConfig({ port, store, state, backendPort, fsync, digests, redis 
     '    upload_cleanup 400 404 499 500-505;',
     '}',
     '',
+    '# As deployed (docker/gateway.conf): metrics on, so their cost is measured too.',
+    'location = /metrics {',
+    '    upload_metrics;',
+    '}',
+    '',
   ].join('\n');
 }
 
