@@ -24,6 +24,7 @@ import {
   startPageGateway,
   throttleUploads,
   waitForRow,
+  waitUntilServerHolds,
   type PageGateway,
 } from './helpers/upload-page';
 
@@ -93,8 +94,10 @@ test('several files picked and dropped, one paused and resumed, one refused; eve
     await waitForRow(page, tooBig.name, inState('error'));
     expect((await rowState(page, tooBig.name)).status).toMatch(/^Error: upload total 5242881 exceeds upload_max_file_size \(5242880 bytes\)/);
 
-    // Pause the big one once the server has a fifth of it (its own count, from the event stream).
+    // Pause the big one once the server has a fifth of it (its own count, from the event stream)
+    // and has acknowledged a segment of it.
     await waitForRow(page, big.name, `Number(li.dataset.serverReceived) > ${300 * KB}`);
+    await waitUntilServerHolds(gw.url, (await rowState(page, big.name)).session, 0);
     await row(page, big.name).locator('button.pause').click();
     await waitForRow(page, big.name, inState('paused'));
     const session = (await rowState(page, big.name)).session;
@@ -136,6 +139,7 @@ test('a reload mid-upload: the page remembers the session, and the file chosen a
     await page.setInputFiles('#picker', f.path);
     await waitForRow(page, f.name, `Number(li.dataset.serverReceived) > ${500 * KB}`);
     const session = (await rowState(page, f.name)).session;
+    await waitUntilServerHolds(gw.url, session, 400 * KB);
 
     await page.reload();
     const held = await serverHolds(gw.url, session);
@@ -154,7 +158,8 @@ test('a reload mid-upload: the page remembers the session, and the file chosen a
     await expectFinished(page, f);
     // Only what the server lacked went out after the reload.
     expect(sent.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(f.data.length - held);
-    expect(await page.evaluate(() => (globalThis as any).localStorage.getItem('upload-gateway:uploads'))).toBe('{}');
+    const saved = JSON.parse((await page.evaluate(() => (globalThis as any).localStorage.getItem('upload-gateway:uploads'))) as string);
+    expect(Object.values(saved).map((s) => (s as { name: string }).name)).not.toContain(f.name);
   } finally {
     await page.close();
   }

@@ -9,7 +9,7 @@
  * and a change reaches the memory table only after its journal append succeeded, so a failed
  * append (a full disk) changes nothing. A segment joining a loaded session takes no turn at all.
  */
-import { retryLater, HttpError } from '../protocol/http-errors';
+import { HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { type Actor, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord, type SessionState } from '../session/model';
 import {
@@ -17,13 +17,10 @@ import {
   decideCommit,
   decideFinish,
   decideRelease,
-  decideSweep,
   decideTerminate,
   isExpired,
   isFileComplete,
-  tombstoneOf,
   type BeginDecision,
-  type Refusal,
 } from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
@@ -33,6 +30,8 @@ import { Journal } from './journal';
 import { IGNORE_STATE, type StateObserver } from './observer';
 import { createSessionFile, nameTakenError } from './session-file';
 import { SessionTable, type Entry } from './session-table';
+import { FileSweeper } from './file-sweeper';
+import { refusalError } from './errors';
 
 /** A journal with this many records appended since it was last written whole is compacted. */
 const COMPACT_AFTER = 512;
@@ -56,19 +55,17 @@ export interface FileEngineOptions {
   observer?: StateObserver;
 }
 
-export function refusalError(refusal: Refusal): HttpError {
-  return refusal.status === 503 ? retryLater(refusal.reason) : new HttpError(refusal.status, refusal.reason);
-}
-
 export class FileSessionEngine implements SessionEngine {
   private readonly table: SessionTable;
   private readonly actor: Actor;
   private readonly observer: StateObserver;
+  private readonly sweeper: FileSweeper;
 
   constructor(private readonly options: FileEngineOptions) {
     this.observer = options.observer ?? IGNORE_STATE;
     this.actor = { instanceId: options.instanceId, singleInstance: true };
     this.table = new SessionTable(options);
+    this.sweeper = new FileSweeper(this.table, options.dataFiles, this.observer);
   }
 
   journalPath(id: string): string {
@@ -107,7 +104,7 @@ export class FileSessionEngine implements SessionEngine {
         case 'refuse':
           throw refusalError(decision);
         case 'expired':
-          await this.sweepSession(entry, policy, Date.now());
+          await this.sweeper.sweepSession(entry, policy, Date.now());
           continue;
         case 'join':
           // The header survived a crash that came before the data file's record.
@@ -279,7 +276,7 @@ export class FileSessionEngine implements SessionEngine {
         const decision = decideTerminate(record, Date.now(), policy, this.actor);
         if (typeof decision !== 'string') throw refusalError(decision);
         // As the sweep does, with the session's time up now.
-        await this.sweepSession(entry, policy, Math.max(Date.now(), record.expiresAt));
+        await this.sweeper.sweepSession(entry, policy, Math.max(Date.now(), record.expiresAt));
         return true;
       });
     } finally {
@@ -304,45 +301,7 @@ export class FileSessionEngine implements SessionEngine {
   }
 
   async sweep(policy: EnginePolicy): Promise<number> {
-    // Journals untouched for less than this cannot have expired: they are not even read.
-    const youngest = Date.now() - Math.min(policy.sessionTimeoutMs, policy.completedRetentionMs);
-    let open = 0;
-    const removed = await this.table.visitStored(
-      youngest,
-      async (entry) => {
-        const swept = await this.sweepSession(entry, policy, Date.now());
-        if (isOpen(entry.state.record)) open++;
-        return swept;
-      },
-      (state) => {
-        if (isOpen(state.record)) open++;
-      },
-    );
-    this.observer.sessionsCounted(open);
-    return removed;
-  }
-
-  /** Expires or retires the session if its time is up; drops a tombstone whose file the backend took. True when something went. */
-  private async sweepSession(entry: Entry, policy: EnginePolicy, now: number): Promise<boolean> {
-    const { record, tombstone } = entry.state;
-    if (tombstone) {
-      if ((await fileIdAt(tombstone.dataPath).catch(() => tombstone.fileId)) === tombstone.fileId) return false;
-      await this.table.replaceState(entry, {}, policy);
-      return true;
-    }
-    if (!record) return false;
-    const action = decideSweep(record, now);
-    if (action === 'keep') return false;
-    await this.options.dataFiles.evict(record.dataPath);
-    if (action === 'retire') {
-      await this.table.replaceState(entry, { tombstone: tombstoneOf(record, now) }, policy);
-    } else {
-      // The data first: a crash in between leaves a record whose file is gone, which expires again.
-      if (record.fileId && !record.completion) await unlinkIfOwned(record.dataPath, record.fileId);
-      await this.table.replaceState(entry, {}, policy);
-      this.observer.sessionClosed('expired');
-    }
-    return true;
+    return this.sweeper.sweepStored(policy);
   }
 
   async close(): Promise<void> {
@@ -354,11 +313,6 @@ export class FileSessionEngine implements SessionEngine {
     return this.table.loaded;
   }
 
-}
-
-/** An incomplete session (counted as open by the sweep). */
-function isOpen(record: SessionRecord | undefined): boolean {
-  return !!record && !record.completion;
 }
 
 /** A session that has not acknowledged a byte and has no segment in flight. */

@@ -20,7 +20,7 @@ import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
 import { storageError } from '../store/store-errors';
 import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine } from './engine';
-import { LeaseLostError } from './errors';
+import { LeaseLostError, refusalError } from './errors';
 import { defineScripts, DEFAULT_REDIS_PREFIX, redisCall, type ScriptRunner } from './redis-client';
 import { IGNORE_STATE, timed, type StateObserver } from './observer';
 import * as scripts from './redis-scripts';
@@ -100,7 +100,7 @@ export class RedisSessionEngine implements SessionEngine {
           policy.sessionTimeoutMs, policy.handoffTimeoutMs, this.options.instanceId, '0', this.reserveTtlMs, token, this.reservationPrefix,
           segment.append ? 'append' : segment.declare ? 'declare' : '', segment.declare?.concat ?? '', segment.declare?.metadata ?? ''],
       )) as [string, ...unknown[]];
-      if (answer[0] === 'refuse') throw refusal(Number(answer[1]), String(answer[2]));
+      if (answer[0] === 'refuse') throw refusalError({ status: Number(answer[1]), reason: String(answer[2]) });
       if (answer[0] === 'expired') {
         if (attempt > 2) throw retryLater('the session is being expired; retry shortly');
         await this.sweepRecord(toRecord(answer[1] as string[]), Date.now());
@@ -165,7 +165,7 @@ export class RedisSessionEngine implements SessionEngine {
           this.options.instanceId, '0', proved.meta.fileName, proved.meta.contentType, proved.meta.fieldName],
       )) as [string, ...unknown[]];
       if (answer[0] === 'fenced') throw new LeaseLostError();
-      if (answer[0] === 'refuse') throw refusal(Number(answer[1]), String(answer[2]));
+      if (answer[0] === 'refuse') throw refusalError({ status: Number(answer[1]), reason: String(answer[2]) });
       const record = toRecord(answer[1] as string[]);
       if (answer[0] === 'handoff') return { kind: 'handoff', record, claim: { ...record.handoff! } };
       return { kind: answer[0] as 'partial' | 'replay', record };
@@ -217,7 +217,7 @@ export class RedisSessionEngine implements SessionEngine {
     const now = Date.now();
     const answer = (await this.call('TERMINATE', [this.key('s', id)], [now, policy.handoffTimeoutMs, this.options.instanceId, '0'])) as [string, ...unknown[]];
     if (answer[0] === 'none') return false;
-    if (answer[0] === 'refuse') throw refusal(Number(answer[1]), String(answer[2]));
+    if (answer[0] === 'refuse') throw refusalError({ status: Number(answer[1]), reason: String(answer[2]) });
     await this.sweepRecord(toRecord(answer[1] as string[]), now);
     return true;
   }
@@ -284,10 +284,6 @@ export class RedisSessionEngine implements SessionEngine {
     for (const reservation of this.reservations) reservation.stop();
     this.reservations.clear();
   }
-}
-
-function refusal(status: number, reason: string): HttpError {
-  return status === 503 ? retryLater(reason) : new HttpError(status, reason);
 }
 
 /** A session hash (flat field/value list) as a record. */

@@ -26,6 +26,33 @@ export interface EngineUnderTest {
 
 export type EngineFactory = (options: { pool: DataFilePool; store: string }) => Promise<EngineUnderTest>;
 
+/** An engine made by `make`, restarted as a new one of `make` on the same state; `another` (if given) makes a second instance. */
+export function restartable(store: string, make: () => SessionEngine, another?: () => SessionEngine): EngineUnderTest {
+  let engine = make();
+  let second: SessionEngine | null = null;
+  return {
+    get engine() {
+      return engine;
+    },
+    store,
+    async restart() {
+      await engine.close();
+      engine = make();
+      return engine;
+    },
+    ...(another && {
+      async another() {
+        second ??= another();
+        return second;
+      },
+    }),
+    async close() {
+      await engine.close();
+      await second?.close();
+    },
+  };
+}
+
 export const POLICY: EnginePolicy = {
   sessionTimeoutMs: 60_000,
   completedRetentionMs: 60_000,

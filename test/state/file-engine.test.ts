@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { FileSessionEngine } from '../../src/state/file-engine';
 import { DataFilePool } from '../../src/store/data-file-pool';
 import { tempDir } from '../helpers/process';
-import { ANSWER, newId, POLICY, segmentOf, send, sessionEngineContract, upload } from './engine-contract';
+import { ANSWER, newId, POLICY, restartable, segmentOf, send, sessionEngineContract, upload } from './engine-contract';
 
 function fileEngine(dir: string, pool: DataFilePool, extra: Partial<ConstructorParameters<typeof FileSessionEngine>[0]> = {}): FileSessionEngine {
   return new FileSessionEngine({ dir, levels: [1], instanceId: randomUUID(), dataFiles: pool, ...extra });
@@ -17,19 +17,7 @@ function fileEngine(dir: string, pool: DataFilePool, extra: Partial<ConstructorP
 
 sessionEngineContract('files (journals)', async ({ pool, store }) => {
   const dir = path.join(path.dirname(store), 'state');
-  let engine = fileEngine(dir, pool);
-  return {
-    get engine() {
-      return engine;
-    },
-    store,
-    async restart() {
-      await engine.close();
-      engine = fileEngine(dir, pool);
-      return engine;
-    },
-    close: () => engine.close(),
-  };
+  return restartable(store, () => fileEngine(dir, pool));
 });
 
 describe('file engine on disk', () => {

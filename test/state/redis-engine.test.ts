@@ -12,7 +12,7 @@ import { createRedisClient } from '../../src/state/redis-client';
 import { DataFilePool } from '../../src/store/data-file-pool';
 import { tempDir } from '../helpers/process';
 import { startRedis, type RedisProcess } from '../helpers/redis';
-import { newId, POLICY, segmentOf, send, sessionEngineContract, upload } from './engine-contract';
+import { newId, POLICY, restartable, segmentOf, send, sessionEngineContract, upload } from './engine-contract';
 
 let redis: RedisProcess;
 const clients: Redis[] = [];
@@ -35,27 +35,7 @@ function redisEngine(pool: DataFilePool, prefix: string, reserveTtlMs = 6000): R
 
 sessionEngineContract('Redis (Lua)', async ({ pool, store }) => {
   const prefix = `contract${++prefixes}:`;
-  let engine = redisEngine(pool, prefix);
-  let second: RedisSessionEngine | null = null;
-  return {
-    get engine() {
-      return engine;
-    },
-    store,
-    async restart() {
-      await engine.close();
-      engine = redisEngine(pool, prefix);
-      return engine;
-    },
-    async another() {
-      second ??= redisEngine(pool, prefix);
-      return second;
-    },
-    async close() {
-      await engine.close();
-      await second?.close();
-    },
-  };
+  return restartable(store, () => redisEngine(pool, prefix), () => redisEngine(pool, prefix));
 });
 
 describe('Redis engine: fencing and round trips', () => {
