@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { launchChromium, type HeadlessChromium } from './helpers/browser';
 import { CaptureBackend } from './helpers/gateway';
 import { freePort, startGateway, tempDir, type GatewayProcess } from './helpers/process';
-import { inState, pageGatewayConfig, rowState, screenshot, serverHolds, throttleUploads, waitForRow } from './helpers/upload-page';
+import { inState, pageGatewayConfig, rowState, screenshot, serverHolds, throttleUploads, waitForRow, waitUntilServerHolds } from './helpers/upload-page';
 
 const KB = 1000;
 
@@ -50,10 +50,7 @@ test('the gateway process stops and restarts mid-upload: the page retries and fi
     await waitForRow(page, name, `Number(li.dataset.serverReceived) > ${400 * KB}`);
     const session = (await rowState(page, name)).session;
     // Some segments acknowledged, others in flight.
-    for (let deadline = Date.now() + 15_000; (await serverHolds(gateway.url, session)) < 500 * KB; ) {
-      if (Date.now() > deadline) throw new Error('the upload did not get going');
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntilServerHolds(gateway.url, session, 500 * KB, 15_000);
 
     // Cut the gateway off: SIGINT (stop at once), connections closed, nothing listens.
     await gateway.stop();

@@ -97,7 +97,7 @@ test('several files picked and dropped, one paused and resumed, one refused; eve
     // Pause the big one once the server has a fifth of it (its own count, from the event stream)
     // and has acknowledged a segment of it.
     await waitForRow(page, big.name, `Number(li.dataset.serverReceived) > ${300 * KB}`);
-    await waitUntilServerHolds(gw.url, (await rowState(page, big.name)).session, 0);
+    await waitUntilServerHolds(gw.url, (await rowState(page, big.name)).session, 1);
     await row(page, big.name).locator('button.pause').click();
     await waitForRow(page, big.name, inState('paused'));
     const session = (await rowState(page, big.name)).session;
@@ -139,7 +139,7 @@ test('a reload mid-upload: the page remembers the session, and the file chosen a
     await page.setInputFiles('#picker', f.path);
     await waitForRow(page, f.name, `Number(li.dataset.serverReceived) > ${500 * KB}`);
     const session = (await rowState(page, f.name)).session;
-    await waitUntilServerHolds(gw.url, session, 400 * KB);
+    await waitUntilServerHolds(gw.url, session, 400 * KB + 1);
 
     await page.reload();
     const held = await serverHolds(gw.url, session);

@@ -172,16 +172,16 @@ export function serverHolds(url: string, sessionId: string): Promise<number> {
 }
 
 /**
- * Waits until the server has acknowledged more than `moreThan` bytes of a session. The page's
+ * Waits until the server has acknowledged at least `atLeast` bytes of a session. The page's
  * `serverReceived` counts bytes still in flight too, so a test that needs acknowledged bytes
  * waits here rather than on that count.
  */
-export async function waitUntilServerHolds(url: string, sessionId: string, moreThan: number, timeoutMs = 30_000): Promise<number> {
+export async function waitUntilServerHolds(url: string, sessionId: string, atLeast: number, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const held = await serverHolds(url, sessionId);
-    if (held > moreThan) return held;
-    if (Date.now() > deadline) throw new Error(`the server holds ${held} bytes of ${sessionId} after ${timeoutMs} ms, expected more than ${moreThan}`);
+    if (held >= atLeast) return held;
+    if (Date.now() > deadline) throw new Error(`the server holds ${held} bytes of ${sessionId} after ${timeoutMs} ms, expected at least ${atLeast}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
