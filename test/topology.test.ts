@@ -14,7 +14,7 @@ import { randomFile, send, statusQuery, type ByteRange, type SimpleResponse } fr
 import { httpRequest, segmentRequest } from './helpers/gateway';
 import { segmentsOf, uploadAll as uploadAllTo, uploadKillingAReplica, uploadStoppingAReplica } from './helpers/retrying-upload';
 import * as tus from 'tus-js-client';
-import { eventually, promtoolCheck, refused, scrape } from './ops/helpers';
+import { eventually, promtoolCheck, refused, sample, scrape } from './ops/helpers';
 
 const MiB = 1024 * 1024;
 
@@ -190,6 +190,11 @@ test('Prometheus scrapes both gateways (docker/prometheus/prometheus.yml); nginx
   }, 30_000);
 }, 60_000);
 
+/** True while segments stream into the gateway on `port` (its own metrics). */
+async function receivingSegments(port: number): Promise<boolean> {
+  return (sample(await scrape(port), 'upload_gateway_segments_in_flight') ?? 0) > 0;
+}
+
 test('one gateway killed mid-upload: the upload completes through the other, byte-identical, handed off once', async () => {
   const data = randomFile(16 * MiB + 777, 12);
   const id = `topo-kill-${Date.now()}`;
@@ -205,6 +210,7 @@ test('one gateway killed mid-upload: the upload completes through the other, byt
     replicas: topology.ports.gateways.map((port) => `127.0.0.1:${port}`),
     upstreams: async () => topology.upstreams(),
     kill: () => victim.kill(),
+    streaming: () => receivingSegments(victim.port),
   });
   expect(victim.child.signalCode).toBe('SIGKILL');
   expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(1);
@@ -235,6 +241,7 @@ test('one gateway stopped gracefully (SIGTERM) and the other reloaded (SIGHUP) m
       victim.child.kill('SIGTERM');
       await eventually('the stopping gateway refuses connections', () => refused(victim.port), 10_000);
     },
+    streaming: () => receivingSegments(victim.port),
   });
   expect(await exit).toEqual({ code: 0, signal: null });
   // Segments held during the stop (the 5th to 8th) were acknowledged by the stopping gateway itself (its access log).

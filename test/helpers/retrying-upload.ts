@@ -51,10 +51,11 @@ export async function uploadAll(port: number, file: Buffer, id: string, ranges: 
 
 /**
  * Sends `ranges` all at once (round robin puts them on every replica), each paused after 256 KiB
- * of its body; once all are paused, `kill()` runs (once) and the bodies are finished. Resolves
- * with each segment's answer (a lost connection: status 0), in the order of `ranges`.
+ * of its body; once all are paused and nginx streams them on (`streaming()` true, at most 10 s;
+ * without it, 200 ms), `kill()` runs (once) and the bodies are finished. Resolves with each
+ * segment's answer (a lost connection: status 0), in the order of `ranges`.
  */
-export async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>): Promise<SimpleResponse[]> {
+export async function sendWhileKilling(port: number, file: Buffer, id: string, ranges: ByteRange[], kill: () => Promise<void>, streaming?: () => Promise<boolean>): Promise<SimpleResponse[]> {
   let paused = 0;
   let killed: Promise<void> | null = null;
   const allPaused = new Promise<void>((resolve) => {
@@ -74,9 +75,13 @@ export async function sendWhileKilling(port: number, file: Buffer, id: string, r
           hook: async () => {
             paused++;
             await allPaused;
-            // Give nginx time to pass the first bytes on to the replicas.
-            await sleep(200);
-            killed ??= kill();
+            killed ??= (async () => {
+              // nginx retries a segment elsewhere while it has sent nothing to the dead replica:
+              // wait until it streams to it (under load, 200 ms were not always enough).
+              if (!streaming) await sleep(200);
+              for (const deadline = Date.now() + 10_000; streaming && !(await streaming()) && Date.now() < deadline; ) await sleep(20);
+              await kill();
+            })();
             await killed;
           },
         },
@@ -104,6 +109,8 @@ export interface KillOptions {
   upstreams(): Promise<string[]>;
   /** Kills one replica (SIGKILL) and resolves when it is dead. */
   kill(): Promise<void>;
+  /** True while segments stream into the replica `kill()` takes down (e.g. its metrics); optional. */
+  streaming?(): Promise<boolean>;
   explain: Explain;
 }
 
@@ -118,7 +125,7 @@ export async function uploadKillingAReplica(options: KillOptions): Promise<Simpl
   const log: SimpleResponse[] = [];
   await spreadOverReplicas(options, log);
 
-  const interrupted = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill);
+  const interrupted = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill, options.streaming);
   // The segments streaming to the dead replica failed (nginx answers 502, or the connection goes).
   if (interrupted.every((r) => r.status === 201)) throw new Error(await explain('no segment was in flight on the killed replica'));
 
@@ -136,7 +143,7 @@ export async function uploadStoppingAReplica(options: KillOptions): Promise<Simp
   const { port, file, id, ranges, explain } = options;
   const log: SimpleResponse[] = [];
   await spreadOverReplicas(options, log);
-  const held = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill);
+  const held = await sendWhileKilling(port, file, id, ranges.slice(4, 8), options.kill, options.streaming);
   if (held.some((r) => r.status !== 201)) throw new Error(await explain(`segments in flight during the stop were answered ${held.map((r) => r.status).join(', ')}`));
   return [...held, ...(await uploadAll(port, file, id, ranges.slice(8), 4, log, explain))];
 }
