@@ -140,7 +140,9 @@ async function delivered(): Promise<{ files: string[]; handoffs: number }> {
 
 /** Since `before`: the upload is complete, handed off once, and the finished file nginx serves is `data`. */
 async function expectFinished(id: string, data: Buffer, before: { files: string[]; handoffs: number }): Promise<void> {
-  const status = await statusQuery(port, id);
+  // Through nginx, which may first try a replica killed by the test: a container gone with its
+  // address answers nothing, so that costs nginx's proxy_connect_timeout (5 s) before the other.
+  const status = await statusQuery(port, id, 20_000);
   expect(status.status).toBe(200);
   expect(status.headers['x-upload-state']).toBe('complete');
   expect(status.headers['x-upload-backend-status']).toBe('200');

@@ -100,8 +100,8 @@ export function sendSegment(port: number, sessionId: string, file: Buffer, range
 }
 
 /** D22 status query. */
-export function statusQuery(port: number, sessionId: string): Promise<SimpleResponse> {
-  return send(port, httpRequest('GET', '/upload', [['Session-ID', sessionId]]), Buffer.alloc(0), { timeoutMs: 5000 });
+export function statusQuery(port: number, sessionId: string, timeoutMs = 5000): Promise<SimpleResponse> {
+  return send(port, httpRequest('GET', '/upload', [['Session-ID', sessionId]]), Buffer.alloc(0), { timeoutMs });
 }
 
 /** `0-4/12,9-10/12` → ranges (normalised) and total. Throws on anything malformed. */
