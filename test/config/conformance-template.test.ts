@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { loadConfigFile, parseConfig } from '../../src/config/parse';
 import type { LocationConfig } from '../../src/config/types';
+import { tempDir } from '../helpers/process';
 
 const TEMPLATE = path.resolve(__dirname, '../../../shared/conformance/gateway.conf.template');
 
@@ -108,7 +109,7 @@ describe('conformance profile', () => {
   });
 
   test('loadConfigFile reads it from disk, resolving relative paths against its directory', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gw-config-'));
+    const dir = tempDir('gw-config-');
     try {
       const file = path.join(dir, 'gateway.conf');
       fs.writeFileSync(file, text.replace(new RegExp(STORE.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'), 'g'), 'rel/store'));

@@ -7,8 +7,9 @@ import * as path from 'node:path';
 export const REPO_ROOT = path.resolve(__dirname, '../..');
 export const SHARED_DIR = path.resolve(REPO_ROOT, '../shared');
 
+/** A new temporary directory, inside the run's own (test/support/temp-root.js) under jest. */
 export function tempDir(prefix = 'upload-gateway-'): string {
-  return mkdtempSync(path.join(os.tmpdir(), prefix));
+  return mkdtempSync(path.join(process.env.UPLOAD_GATEWAY_TEST_TMP ?? os.tmpdir(), prefix));
 }
 
 /** A port that was free a moment ago (the OS picks it). */

@@ -3,9 +3,8 @@
  * the multipart integration tests.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/parse';
@@ -13,6 +12,7 @@ import { createGateway, type Gateway } from '../../src/gateway';
 
 export { CaptureBackend, parseGeneratedForm, type BackendCall } from '../helpers/gateway';
 import { CaptureBackend } from '../helpers/gateway';
+import { tempDir } from '../helpers/process';
 
 export interface Env {
   gateway: Gateway;
@@ -25,7 +25,7 @@ export interface Env {
 
 /** Starts a gateway from config text; `LOCATION_EXTRA` directives go into `location = /up`. */
 export async function startEnv(locationExtra: string, options: { sets?: boolean; aggregates?: string[] } = {}): Promise<Env> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'multipart-test-'));
+  const dir = tempDir('multipart-test-');
   const store = path.join(dir, 'store');
   const backend = new CaptureBackend(store);
   await backend.start();
