@@ -2,17 +2,8 @@
 export type * from './types';
 export { ConfigError } from './errors';
 export { parseConfig, loadConfigFile, type ParseOptions } from './parse';
-export {
-  resolveConfig,
-  type GatewayConfigInput,
-  type LocationInput,
-  type SettingsInput,
-  type MetricsLocationInput,
-  type SizeInput,
-  type TimeInput,
-  type StoreInput,
-  type NameValueInput,
-} from './resolve';
+export { resolveConfig } from './resolve';
+export type * from './input';
 export { embeddedDefaults, embeddedConfigText, SAMPLE_BACKEND_COMPLETE_PATH, type EmbeddedDefaultsOptions } from './defaults';
 export { parseSize, parseTime, formatSize, formatTime } from './units';
 export {

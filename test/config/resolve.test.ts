@@ -1,6 +1,7 @@
 import { ConfigError } from '../../src/config/errors';
 import { parseConfig } from '../../src/config/parse';
-import { resolveConfig, type GatewayConfigInput } from '../../src/config/resolve';
+import type { GatewayConfigInput } from '../../src/config/input';
+import { resolveConfig } from '../../src/config/resolve';
 import type { GatewayConfig } from '../../src/config/types';
 import { configErrorOf } from './helpers';
 
