@@ -1,5 +1,5 @@
 /**
- * docker/: the compose file is valid for Debian's `docker-compose` (`config -q`, as CI runs it),
+ * docker/: the compose file is valid for Debian's `docker-compose` (`config -q`),
  * and the image, compose file, nginx and gateway configurations agree with each other. No
  * container engine runs here: test/topology.test.ts runs the same topology natively.
  */
