@@ -1,7 +1,7 @@
 /**
  * docker/: the compose file is valid for Debian's `docker-compose` (`config -q`),
- * and the image, compose file, nginx and gateway configurations agree with each other. No
- * container engine runs here: test/topology.test.ts runs the same topology natively.
+ * and the image, compose file, nginx and gateway configurations agree with each other. The
+ * containers run in test/compose/; test/topology.test.ts runs the same topology natively.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
