@@ -26,7 +26,8 @@ import { trackUploads } from './progress/tracking';
 import { reportUploads } from './progress/report';
 import type { ProgressZone } from './progress/types';
 import { uploadPage } from './http/upload-page';
-import { requestPath, routeFor, routeRequests, type Route } from './http/route';
+import { requestPath, routeFor, routeOf, routeRequests, type Route } from './http/route';
+import { describeLocation } from './config/finalize';
 import { corsHeaders, corsPreflight } from './http/cors';
 import { authRequest } from './http/auth-request';
 import { Drain } from './http/drain';
@@ -89,6 +90,12 @@ interface Served {
   route: Route;
 }
 
+/** A location as served: its handler (made knowing the location's nginx label) and its route. */
+function servedAt(location: Omit<Served, 'handler' | 'route'> & Parameters<typeof routeFor>[1], handler: (label: string) => Middleware): Served {
+  const label = describeLocation(location);
+  return { match: location.match, path: location.path, sendTimeoutMs: location.sendTimeoutMs, handler: handler(label), route: routeFor(label, location) };
+}
+
 /** Composes the gateway: storage and coordination are chosen here, the protocol code knows neither. */
 export function createGateway(initial: GatewayConfig, options: GatewayOptions = {}): Gateway {
   const instanceId = randomUUID();
@@ -122,7 +129,6 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
       inOrderDigests,
       log,
     };
-    const label = (l: { match: 'exact' | 'prefix'; path: string }) => (l.match === 'exact' ? `= ${l.path}` : l.path);
     const uploadHandler = (l: LocationConfig): Middleware => {
       const handler = uploadLocation(l, services, multipart);
       const zone = l.trackUploads ? progressZones.get(l.trackUploads.zone) : undefined;
@@ -132,11 +138,13 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
     // Upload locations (tracked in their upload_progress zone with track_uploads), progress
     // locations (report_uploads) and metrics locations (upload_metrics), matched as nginx does.
     const served: Served[] = [
-      ...config.locations.map((l) => ({ ...l, handler: guarded(label(l), l, uploadHandler(l)), route: routeFor(label(l), l) })),
-      ...config.progressLocations.map((p) => ({ ...p, handler: guarded(label(p), p, reportUploads(p, progressZones.get(p.zone)!)), route: routeFor(label(p), p) })),
-      ...config.metricsLocations.map((m) => ({ ...m, sendTimeoutMs: config.sendTimeoutMs, handler: guarded(label(m), m, metrics.endpoint()), route: routeFor(label(m), m) })),
+      ...config.locations.map((l) => servedAt(l, (label) => guarded(label, l, uploadHandler(l)))),
+      ...config.progressLocations.map((p) => servedAt(p, (label) => guarded(label, p, reportUploads(p, progressZones.get(p.zone)!)))),
+      ...config.metricsLocations.map((m) => servedAt({ ...m, sendTimeoutMs: config.sendTimeoutMs }, (label) => guarded(label, m, metrics.endpoint()))),
     ];
     const top = routeFor('', config);
+    // The route a request matched (routeRequests, before anything else) names its location.
+    const byRoute = new Map<Route, Served>(served.map((l) => [l.route, l]));
 
     const app = new Koa();
     app.silent = true;
@@ -174,9 +182,8 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
     // The upload page at / (upload_demo_page on).
     app.use(uploadPage(config));
     app.use(async (ctx, next) => {
-      const uriPath = requestPath(ctx);
-      const location = matchLocation(served, uriPath);
-      if (!location) throw new HttpError(404, `no upload location matches ${uriPath}`);
+      const location = byRoute.get(routeOf(ctx)!);
+      if (!location) throw new HttpError(404, `no upload location matches ${requestPath(ctx)}`);
       setSendTimeout(ctx.res, location.sendTimeoutMs);
       return location.handler(ctx, next);
     });
@@ -191,7 +198,7 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
     sendTimeoutMs: initial.sendTimeoutMs,
     shortestSendTimeoutMs: current.shortestSendTimeoutMs,
     bareLfHeads: options.bareLfHeads,
-    ...requestObservers(() => [metrics, logs], () => current.top.accessLog),
+    ...requestObservers([metrics, logs], () => current.top.accessLog),
   });
   server.on('connection', (socket) => {
     metrics.connectionOpened();

@@ -17,10 +17,6 @@ export class Drain {
   private stopping = false;
   private emptied: (() => void) | null = null;
 
-  get draining(): boolean {
-    return this.stopping;
-  }
-
   /** Counts the requests in flight; while stopping, refuses new ones (503) and closes connections after each answer. */
   middleware(): Middleware {
     return async (ctx, next) => {

@@ -22,6 +22,11 @@ export function setSendTimeout(res: ServerResponse, ms: number): void {
  * over the open connections serves them all; a stalled connection is closed between
  * `send_timeout` and `send_timeout` + one sweep interval after its last progress.
  */
+/** How often to look for connections past a timeout: a quarter of it, between 25 ms and 1 s. */
+export function checkingInterval(timeoutMs: number): number {
+  return Math.max(25, Math.min(1000, Math.floor(timeoutMs / 4)));
+}
+
 export class SendTimeouts {
   private readonly watched = new Map<WatchedSocket, { pending: number; since: number }>();
   private sweep: NodeJS.Timeout | null = null;
@@ -35,7 +40,7 @@ export class SendTimeouts {
   /** New values (a configuration reload); the next sweeps use them. */
   configure(defaultMs: number, shortestMs: number): void {
     this.defaultMs = defaultMs;
-    this.intervalMs = Math.max(25, Math.min(1000, Math.floor(Math.min(defaultMs, shortestMs) / 4)));
+    this.intervalMs = checkingInterval(Math.min(defaultMs, shortestMs));
   }
 
   watch(socket: Socket): void {

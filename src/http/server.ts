@@ -4,7 +4,7 @@ import type { Socket } from 'node:net';
 import { BareLfHeadNormalizer } from '../protocol/bare-lf-heads';
 import { STATUS_TEXT } from '../protocol/http-errors';
 import { closesConnection, requestFramingProblem } from '../protocol/request-framing';
-import { SendTimeouts } from './send-timeout';
+import { checkingInterval, SendTimeouts } from './send-timeout';
 
 export { setSendTimeout } from './send-timeout';
 
@@ -73,7 +73,7 @@ export function createHttpServer(handler: http.RequestListener, options: HttpSer
     requestTimeout: 0,
     headersTimeout: options.clientHeaderTimeoutMs,
     // How often node:http looks for heads past their timeout (its default is every 30 s).
-    connectionsCheckingInterval: Math.max(25, Math.min(1000, Math.floor(options.clientHeaderTimeoutMs / 4))),
+    connectionsCheckingInterval: checkingInterval(options.clientHeaderTimeoutMs),
   }, serial);
   SEND_TIMEOUTS.set(server, sendTimeouts);
   // Outlive the keep-alive of a front proxy's upstream connections (nginx: 60s), so a proxy never

@@ -9,10 +9,10 @@ import type { Socket } from 'node:net';
 import type { Context, Middleware } from 'koa';
 import { observeUpload, type UploadObserver } from '../upload/observer';
 import type { ByteRange } from '../protocol/range-set';
+import { lastRawHeader } from '../http/request';
 
 /** What a finished request was. */
 export interface RequestFacts {
-  time: Date;
   remoteAddr: string;
   method: string;
   uri: string;
@@ -50,7 +50,6 @@ const observations = new WeakMap<IncomingMessage, RequestObservation>();
 
 export class RequestObservation implements UploadObserver {
   private readonly started = performance.now();
-  private readonly time = new Date();
   private readonly writtenBefore: number;
   private received = 0;
   location = '';
@@ -95,17 +94,12 @@ export class RequestObservation implements UploadObserver {
 
   finish(res: ServerResponse): void {
     const { req } = this;
-    const header = (name: string) => {
-      const value = req.headers[name];
-      return value === undefined ? null : Array.isArray(value) ? value[value.length - 1] : value;
-    };
     const facts: RequestFacts = {
-      time: this.time,
       remoteAddr: req.socket.remoteAddress ?? '',
       method: req.method ?? '',
       uri: req.url ?? '',
-      sessionId: header('session-id') ?? header('x-session-id'),
-      range: header('content-range') ?? header('x-content-range'),
+      sessionId: lastRawHeader(req, 'session-id', 'x-session-id') ?? null,
+      range: lastRawHeader(req, 'content-range', 'x-content-range') ?? null,
       status: res.headersSent ? res.statusCode : 499,
       reason: res.headersSent && res.statusCode >= 400 ? this.reason : null,
       bodyBytes: this.received,
@@ -126,19 +120,19 @@ export class RequestObservation implements UploadObserver {
  * refuses before there is a request is one finished request of its own (no method, no URI).
  * `accessLog`: the top level's, until a location is matched.
  */
-export function requestObservers(sinks: () => readonly RequestSink[], accessLog: () => string | null) {
+export function requestObservers(sinks: readonly RequestSink[], accessLog: () => string | null) {
   return {
     onRequest(req: IncomingMessage, res: ServerResponse): void {
-      const observation = new RequestObservation(req, sinks(), accessLog());
+      const observation = new RequestObservation(req, sinks, accessLog());
       observations.set(req, observation);
       res.once('close', () => observation.finish(res));
     },
     onRefused(socket: Socket, status: number, reason: string): void {
       const facts: RequestFacts = {
-        time: new Date(), remoteAddr: socket.remoteAddress ?? '', method: '', uri: '', sessionId: null, range: null,
+        remoteAddr: socket.remoteAddress ?? '', method: '', uri: '', sessionId: null, range: null,
         status, reason, bodyBytes: 0, bytesSent: 0, seconds: 0, location: '', upload: null, handedOff: false, accessLog: accessLog(),
       };
-      for (const sink of sinks()) sink.finished(facts);
+      for (const sink of sinks) sink.finished(facts);
     },
   };
 }

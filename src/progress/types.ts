@@ -8,7 +8,7 @@
  * total, and every segment sent with the same id adds to it: the entry counts the whole session).
  * Requests in flight report their bytes under a per-request key; readers combine them.
  */
-import { addRange, coveredBytes, type ByteRange } from '../protocol/range-set';
+import { addRange, coveredBytes, normalise, type ByteRange } from '../protocol/range-set';
 import type { ProgressFigures } from '../protocol/upload-progress';
 
 /** What a tracked request is. */
@@ -113,11 +113,7 @@ export function snapshotOf(entry: ProgressEntry, now = Date.now()): ProgressSnap
 
 /** Sorted, merged copies of `ranges` (invalid ones dropped). */
 export function unionOf(ranges: readonly ByteRange[]): ByteRange[] {
-  let set: ByteRange[] = [];
-  for (const r of ranges) {
-    if (Number.isSafeInteger(r.start) && Number.isSafeInteger(r.end) && r.start >= 0 && r.end >= r.start) set = addRange(set, r);
-  }
-  return set;
+  return normalise(ranges.filter((r) => Number.isSafeInteger(r.start) && Number.isSafeInteger(r.end) && r.start >= 0 && r.end >= r.start));
 }
 
 /** What an entry costs of a zone (the module: ~100 bytes plus the id, from its slab allocator). */

@@ -201,7 +201,9 @@ export class FileSessionEngine implements SessionEngine {
       });
       // D23: acknowledged once the record is durable; concurrent segments share the flush.
       if (outcome.kind !== 'replay' && policy.durable) await this.table.sync(entry);
-      if (entry.journal && entry.journal.appended >= COMPACT_AFTER) void this.table.turn(entry, () => this.table.compact(entry, policy)).catch(() => undefined);
+      // Segments committed together all see the threshold: the first compaction in the turn resets it.
+      const due = () => (entry.journal?.appended ?? 0) >= COMPACT_AFTER;
+      if (due()) void this.table.turn(entry, async () => (due() ? this.table.compact(entry, policy) : undefined)).catch(() => undefined);
       return outcome;
     } finally {
       this.settle(entry, ticket);

@@ -75,10 +75,6 @@ export class SessionTable {
     return this.entries.get(id);
   }
 
-  has(id: string): boolean {
-    return this.entries.has(id);
-  }
-
   /**
    * Runs `visit` in the turn of every stored session whose journal was written before `olderThan`
    * (or that is in memory, or still a legacy record file); removes temporaries a crash left

@@ -79,11 +79,6 @@ export class DataFilePool {
     await Promise.all(entries.map((e) => this.closeEntry(e)));
   }
 
-  /** Open descriptors (for tests and metrics). */
-  get size(): number {
-    return this.open.size;
-  }
-
   private async entry(path: string, fileId: FileId): Promise<Entry | null> {
     const cached = this.open.get(path);
     if (cached && cached.fileId === fileId) return cached;

@@ -68,6 +68,12 @@ export async function digestFile(
   return digests.finish();
 }
 
+/** A session as the digests know it: its id and when it was created. */
+export interface SessionInstance {
+  id: string;
+  createdAt: number;
+}
+
 /**
  * Running digests of sessions whose segments arrive in order, so completing a sequential
  * upload does not re-read the file. Bytes 0..next-1 are acknowledged and never rewritten (D4),
@@ -79,9 +85,15 @@ export class InOrderDigests {
 
   constructor(private readonly capacity = 10_000) {}
 
+  /** One entry per session instance: a session started again under the same id starts afresh. */
+  private static key(session: SessionInstance): string {
+    return `${session.id}\0${session.createdAt}`;
+  }
+
   /** Digests to feed with a segment starting at `start`, or null if it is not the next one. */
-  claim(key: string, start: number, names: ReadonlySet<DigestName>): FileDigests | null {
+  claim(session: SessionInstance, start: number, names: ReadonlySet<DigestName>): FileDigests | null {
     if (names.size === 0) return null;
+    const key = InOrderDigests.key(session);
     let entry = this.entries.get(key);
     if (!entry && start === 0) {
       if (this.entries.size >= this.capacity) this.entries.delete(this.entries.keys().next().value!);
@@ -94,20 +106,21 @@ export class InOrderDigests {
   }
 
   /** The claimed segment is acknowledged up to `end`. */
-  commit(key: string, end: number): void {
-    const entry = this.entries.get(key);
+  commit(session: SessionInstance, end: number): void {
+    const entry = this.entries.get(InOrderDigests.key(session));
     if (!entry) return;
     entry.next = end + 1;
     entry.busy = false;
   }
 
   /** The claimed segment failed: its bytes may be partly digested, so the entry is useless. */
-  abandon(key: string): void {
-    this.entries.delete(key);
+  abandon(session: SessionInstance): void {
+    this.entries.delete(InOrderDigests.key(session));
   }
 
   /** Removes and returns the entry (at completion), unless a segment is feeding it. */
-  take(key: string): { digests: FileDigests; from: number } | undefined {
+  take(session: SessionInstance): { digests: FileDigests; from: number } | undefined {
+    const key = InOrderDigests.key(session);
     const entry = this.entries.get(key);
     this.entries.delete(key);
     return entry && !entry.busy ? { digests: entry.digests, from: entry.next } : undefined;

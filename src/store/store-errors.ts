@@ -19,7 +19,3 @@ export function bodyError(err: unknown): unknown {
   const code = (err as NodeJS.ErrnoException | null)?.code;
   return typeof code === 'string' && /^E[A-Z0-9]+$/.test(code) && !(err instanceof HttpError) ? storageError(err) : err;
 }
-
-export function storeErrorToUpload(err: unknown): never {
-  throw storageError(err);
-}

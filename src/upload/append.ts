@@ -3,7 +3,7 @@
  * bytes (creation with data, PATCH). It is a segment like the module's (begin → stream into the
  * data file, acknowledged bytes compared, never rewritten → durable → commit), so sessions,
  * journals, Redis, progress and the exactly-once hand-off are the ones segments use. The caller
- * answers the outcome in its protocol's terms; `finishOutcome` does the common part.
+ * answers the outcome with its protocol's headers through `answerAppend`.
  */
 import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
@@ -16,9 +16,10 @@ import { bodyError } from '../store/store-errors';
 import { FileDigests } from '../store/digests';
 import { receiveBody } from './receive-body';
 import { digestsNeeded, renderAddHeaders, variableLookup } from './variables';
-import { completeSession, segmentWriter, sessionDataPath, sessionVariables } from './raw-upload';
+import { checksumCheck, completeSession, segmentWriter, sessionDataPath, sessionVariables } from './raw-upload';
 import { replayCompletion } from './responses';
 import { uploadObserver } from './observer';
+import { answerEmpty } from './resumable-protocols';
 import type { UploadServices } from './services';
 
 export interface AppendRequest {
@@ -68,22 +69,21 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
   );
   const progress = uploadObserver(ctx);
   progress?.acknowledged(ticket.record.ranges);
-  const digestKey = `${id}\0${ticket.record.createdAt}`;
   let inOrder: FileDigests | null = null;
   let received = 0;
   try {
     request.admitted?.(ticket);
     if (length !== 0) {
       const compare = intersect(ticket.record.ranges, ticket.range);
-      inOrder = ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, start, digestsNeeded(location));
-      const checksumDigests = request.checksum ? new FileDigests([request.checksum.algorithm]) : null;
+      inOrder = ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(ticket.record, start, digestsNeeded(location));
+      const checksum = checksumCheck(request.checksum);
       // A body of unknown length may fill the reserved range, or (length deferred) what the store takes.
       const room = ticket.range.end === WHOLE_FILE_UNKNOWN.end
         ? Math.min(location.maxFileSize > 0 ? location.maxFileSize : Infinity, services.maxFileSize(location)) - start
         : ticket.range.end - start + 1;
       const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
         start, expectedLength: length ?? Math.max(0, room), compare, softLimit: 0,
-        digesters: [...(checksumDigests?.digesters() ?? []), ...(inOrder?.digesters() ?? [])],
+        digesters: [...checksum.digesters, ...(inOrder?.digesters() ?? [])],
       });
       try {
         await receiveBody(ctx.req, ctx.res, writer, location);
@@ -92,44 +92,48 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
       }
       received = writer.received;
       if (length !== null && received !== length) throw new HttpError(400, `request body has ${received} bytes, Content-Length announced ${length}`);
-      if (request.checksum && checksumDigests!.finish()[request.checksum.algorithm] !== request.checksum.hex) {
-        throw new HttpError(460, `${request.checksum.header} does not match the received bytes`);
-      }
+      checksum.verify();
     }
     const outcome = await engine.commit(ticket, {
       total: total ?? (request.completes ? start + received : ticket.record.total),
       meta: recordMeta(ticket.record),
       end: start + received - 1,
     }, policy);
-    if (inOrder) services.inOrderDigests.commit(digestKey, start + received - 1);
+    if (inOrder) services.inOrderDigests.commit(ticket.record, start + received - 1);
     progress?.acknowledged(outcome.record.ranges);
     return { outcome, received };
   } catch (err) {
-    if (inOrder) services.inOrderDigests.abandon(digestKey);
+    if (inOrder) services.inOrderDigests.abandon(ticket.record);
     await engine.abort(ticket, policy).catch((e) => services.log.warn({ session: id, err: (e as Error).message }, 'releasing a failed append failed'));
     throw bodyError(err);
   }
 }
 
+/** A response header, as the protocols list them. */
+export type Header = [string, string];
+
 /**
- * The common part of answering an append: a completed file is handed off to `upload_pass` (once,
- * as a segment's would be: the same form fields) and the backend's answer relayed, or a stored
- * answer replayed. Returns false for a partial outcome (the caller answers it).
+ * Answers an append in a protocol's terms: while bytes are missing, `201` for a creation (with
+ * `created`) or `204`, with the upload's `pending` headers; a completed file is handed off to
+ * `upload_pass` (once, as a segment's would be: the same form fields) and the backend's answer
+ * relayed with `created` and `done`, or a stored answer replayed.
  */
-export async function finishOutcome(ctx: Context, location: LocationConfig, services: UploadServices, result: AppendResult, start: number): Promise<boolean> {
+export async function answerAppend(
+  ctx: Context, location: LocationConfig, services: UploadServices, result: AppendResult, start: number,
+  headers: { created: Header[]; done: Header[]; pending(record: SessionRecord): Header[] },
+): Promise<void> {
   const { outcome, received } = result;
   const record = outcome.record;
+  if (outcome.kind === 'partial') return answerEmpty(ctx, headers.created.length > 0 ? 201 : 204, [...headers.created, ...headers.pending(record)]);
   const end = start + received - 1;
   // $upload_content_range: this request's bytes; a request without bytes names the whole file.
   const contentRange = received > 0 ? `bytes ${start}-${end}/${record.total ?? end + 1}` : `bytes 0-${(record.total ?? 1) - 1}/${record.total ?? 0}`;
   const vars = sessionVariables(record, contentRange);
-  if (outcome.kind === 'partial') return false;
   if (outcome.kind === 'replay') {
     uploadObserver(ctx)?.completed(record.completion!.status);
     replayCompletion(ctx, record.completion!, renderAddHeaders(location, variableLookup(ctx.req, vars)));
-    return true;
+  } else {
+    await completeSession(ctx, location, services, record, outcome.claim, vars, contentRange, null);
   }
-  await completeSession(ctx, location, services, record, outcome.claim, vars, contentRange, null);
-  return true;
+  for (const [name, value] of [...headers.created, ...headers.done]) ctx.set(name, value);
 }
-

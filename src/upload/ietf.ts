@@ -26,13 +26,12 @@ import {
 } from '../protocol/tus-headers';
 import { type SessionRecord } from '../session/model';
 import { contiguousEnd } from '../session/rules';
-import { appendToSession, finishOutcome, type AppendResult } from './append';
+import { answerAppend as answerAppendWith, appendToSession, type AppendResult, type Header } from './append';
 import { writeInterim } from './interim';
-import { answerEmpty, bodyLength, byteCountHeader, creationId, methodOf, resumeOffset, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
-import { lastRawHeader } from '../http/request';
+import { answerEmpty, byteCountHeader, creationId, methodOf, resumeOffset, terminateUpload, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
+import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
 
-type Header = [string, string];
 
 /** The draft's content type of an append's body (required from interop version 6 on). */
 const PARTIAL_UPLOAD = 'application/partial-upload';
@@ -48,10 +47,7 @@ export async function handleIetf(ctx: Context, location: LocationConfig, service
   try {
     if (method === 'HEAD' || method === 'GET') return await offsetRetrieval(ctx, location, services, version, id);
     if (method === 'PATCH') return await append(ctx, location, services, version, id);
-    if (method === 'DELETE') {
-      if (!(await services.sessions(location).terminate(id, services.policy(location)))) throw new HttpError(404, `unknown upload ${id}`);
-      return answerEmpty(ctx, 204, []);
-    }
+    if (method === 'DELETE') return await terminateUpload(ctx, location, services, id);
     throw new HttpError(405, `method ${method} not allowed on an upload`, { Allow: 'HEAD, GET, PATCH, DELETE, OPTIONS' });
   } catch (err) {
     // A wrong offset: the draft wants the right one with the 409.
@@ -63,8 +59,6 @@ export async function handleIetf(ctx: Context, location: LocationConfig, service
   }
 }
 
-
-
 function uploadComplete(ctx: Context): boolean {
   const value = lastRawHeader(ctx.req, 'upload-complete');
   if (value === undefined) throw new HttpError(400, 'the request needs Upload-Complete');
@@ -72,7 +66,6 @@ function uploadComplete(ctx: Context): boolean {
   if (!parsed.ok) throw new HttpError(400, parsed.reason);
   return parsed.value;
 }
-
 
 /**
  * The offset reported: version 8 reports every byte it holds (a complete file awaiting its
@@ -90,13 +83,9 @@ function stateHeaders(location: LocationConfig, record: SessionRecord, version: 
   return headers;
 }
 
-async function answerAppend(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion, result: AppendResult, start: number, created: Header[]): Promise<void> {
-  const record = result.outcome.record;
-  if (await finishOutcome(ctx, location, services, result, start)) {
-    for (const [name, value] of [...created, ['Upload-Complete', '?1'], ['Upload-Offset', String(record.total)]] as Header[]) ctx.set(name, value);
-    return;
-  }
-  answerEmpty(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(location, record, version)]);
+function answerAppend(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion, result: AppendResult, start: number, created: Header[]): Promise<void> {
+  const done: Header[] = [['Upload-Complete', '?1'], ['Upload-Offset', String(result.outcome.record.total)]];
+  return answerAppendWith(ctx, location, services, result, start, { created, done, pending: (record) => stateHeaders(location, record, version) });
 }
 
 /** How the creation request describes the file: Content-Disposition's name (the draft recommends `inline`), else the upload's id. */
@@ -119,7 +108,7 @@ function describedFile(ctx: Context, id: string): { fileName: string; contentTyp
 async function create(ctx: Context, location: LocationConfig, services: UploadServices, version: IetfInteropVersion): Promise<void> {
   const completes = uploadComplete(ctx);
   const declared = byteCountHeader(ctx, 'upload-length');
-  const length = bodyLength(ctx);
+  const length = declaredLength(ctx.req);
   if (completes && declared !== null && length !== null && declared !== length) {
     throw new HttpError(400, `inconsistent length values for upload: Upload-Length ${declared}, Content-Length ${length} with Upload-Complete: ?1`);
   }
@@ -168,7 +157,7 @@ async function append(ctx: Context, location: LocationConfig, services: UploadSe
   const start = byteCountHeader(ctx, 'upload-offset');
   if (start === null) throw new HttpError(400, 'an append needs Upload-Offset');
   const completes = uploadComplete(ctx);
-  const length = bodyLength(ctx);
+  const length = declaredLength(ctx.req);
   const total = byteCountHeader(ctx, 'upload-length') ?? (completes && length !== null ? start + length : null);
   const result = await appendToSession(ctx, location, services, { id, start, length, total, completes, checksum: null });
   await answerAppend(ctx, location, services, version, result, start, []);

@@ -4,7 +4,7 @@ import type { Context } from 'koa';
 import type { LocationConfig } from '../config/types';
 import { FormBodyBuilder } from '../protocol/form-body';
 import { HttpError } from '../protocol/http-errors';
-import { bodyError, storeErrorToUpload } from '../store/store-errors';
+import { bodyError, storageError } from '../store/store-errors';
 import { MultipartParser, MultipartSyntaxError, type MultipartEvent } from '../protocol/multipart-parser';
 import { applyPartHeader, emptyPartHeaders, extractBoundary, FieldFilter, tameArrayName, type PartHeaders } from '../protocol/multipart-headers';
 import { FileDigests, type DigestName } from '../store/digests';
@@ -163,7 +163,7 @@ class MultipartUpload {
       try {
         created = await this.services.counter.createFile(location.store.dir, location.store.levels, location.storeAccess, location.fsync);
       } catch (err) {
-        storeErrorToUpload(err);
+        throw storageError(err);
       }
       this.files.set(created.path, created.fileId);
       const fieldName = location.tameArrays && location.setFormFields.length > 0 ? tameArrayName(h.fieldName) : h.fieldName;

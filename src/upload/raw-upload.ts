@@ -99,17 +99,25 @@ export function sessionDataPath(location: LocationConfig, id: string): string {
   return path.join(location.store.dir, hashedRelativePath(id, location.store.levels));
 }
 
+/** A request's checksum (D21, tus `Upload-Checksum`): the digester its body feeds, and the check once it is in (460). */
+export function checksumCheck(expected: ExpectedChecksum | null): { digesters: Digester[]; verify(): void } {
+  const digests = expected ? new FileDigests([expected.algorithm]) : null;
+  return {
+    digesters: digests?.digesters() ?? [],
+    verify() {
+      if (expected && digests!.finish()[expected.algorithm] !== expected.hex) throw new HttpError(460, `${expected.header} does not match the received bytes`);
+    },
+  };
+}
+
 /** Streams the body through a SegmentWriter and checks length and checksum (D18, D21). */
-async function receiveInto(ctx: Context, location: LocationConfig, writer: SegmentWriter, expectedLength: number | null, checksum: ExpectedChecksum | null, checksumDigests: FileDigests | null): Promise<void> {
+async function receiveInto(ctx: Context, location: LocationConfig, writer: SegmentWriter, expectedLength: number | null, checksum: { verify(): void }): Promise<void> {
   await receiveBody(ctx.req, ctx.res, writer, location);
   if (expectedLength !== null && writer.received !== expectedLength) {
     throw new HttpError(416, `request body has ${writer.received} bytes, the range announces ${expectedLength}`);
   }
   if (writer.received === 0) throw new HttpError(400, 'empty request body');
-  if (checksum && checksumDigests) {
-    const actual = checksumDigests.finish()[checksum.algorithm];
-    if (actual !== checksum.hex) throw new HttpError(460, `${checksum.header} does not match the received bytes`);
-  }
+  checksum.verify();
 }
 
 /** A segment of a session, or a single-shot upload into the session's file (§3.6–§3.12 with D3, D4, D6–D9, D23). */
@@ -135,20 +143,19 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
   progress?.acknowledged(ticket.record.ranges);
   const knownTotal = ticket.record.total;
   const expectedLength = range ? range.end - range.start + 1 : knownTotal;
-  const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
+  const checksum = checksumCheck(headers.checksum);
   // Digests: a single-shot upload streams the whole file; a segment continues an in-order digest.
   const wholeFile = singleShot ? new FileDigests(digestsNeeded(location)) : null;
-  const digestKey = `${id}\0${ticket.record.createdAt}`;
   const compare = intersect(ticket.record.ranges, knownTotal === null ? ticket.range : { start: ticket.range.start, end: Math.min(ticket.range.end, knownTotal - 1) });
-  const inOrder = singleShot || ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(digestKey, ticket.range.start, digestsNeeded(location));
-  const digesters: Digester[] = [...(checksumDigests?.digesters() ?? []), ...(wholeFile?.digesters() ?? []), ...(inOrder?.digesters() ?? [])];
+  const inOrder = singleShot || ticket.file === null || compare.length > 0 ? null : services.inOrderDigests.claim(ticket.record, ticket.range.start, digestsNeeded(location));
+  const digesters: Digester[] = [...checksum.digesters, ...(wholeFile?.digesters() ?? []), ...(inOrder?.digesters() ?? [])];
   const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
     start: ticket.range.start, expectedLength, compare, digesters, softLimit: singleShot ? location.maxFileSize : 0,
   });
   let outcome;
   try {
     try {
-      await receiveInto(ctx, location, writer, expectedLength, headers.checksum, checksumDigests);
+      await receiveInto(ctx, location, writer, expectedLength, checksum);
     } catch (err) {
       throw bodyError(err);
     } finally {
@@ -161,11 +168,11 @@ async function handleSessionUpload(ctx: Context, location: LocationConfig, servi
     }
     outcome = await engine.commit(ticket, { total: knownTotal ?? writer.received, meta }, policy);
   } catch (err) {
-    if (inOrder) services.inOrderDigests.abandon(digestKey);
+    if (inOrder) services.inOrderDigests.abandon(ticket.record);
     await engine.abort(ticket, policy).catch((e) => services.log.warn({ session: id, err: (e as Error).message }, 'releasing a failed segment failed'));
     throw err;
   }
-  if (inOrder) services.inOrderDigests.commit(digestKey, ticket.range.end);
+  if (inOrder) services.inOrderDigests.commit(ticket.record, ticket.range.end);
   progress?.committed?.();
   progress?.acknowledged(outcome.record.ranges);
 
@@ -238,7 +245,7 @@ export async function completeSession(
   const boundary = rawModeBoundary(services.counter.take());
   let handOff;
   try {
-    const resume = services.inOrderDigests.take(`${record.id}\0${record.createdAt}`);
+    const resume = services.inOrderDigests.take(record);
     const digests = streamedDigests ?? (await digestFile(record.dataPath, digestsNeeded(location), resume));
     const { form, addHeaders } = fileForm(ctx, location, boundary, vars, { digests, size: record.total!, contentRange });
     handOff = { answer: await observeHandOff(ctx, () => callBackend(location, ctx.req, form, `multipart/form-data; boundary=${boundary}`)), addHeaders };
@@ -285,18 +292,18 @@ async function handleTemporaryUpload(ctx: Context, location: LocationConfig, ser
   const remove = () => unlinkIfOwned(file.path, file.fileId).catch(() => false);
 
   const digests = new FileDigests(digestsNeeded(location));
-  const checksumDigests = headers.checksum ? new FileDigests([headers.checksum.algorithm]) : null;
+  const checksum = checksumCheck(headers.checksum);
   const progress = uploadObserver(ctx);
   progress?.began?.({ session: false, created: true });
   const writer = new SegmentWriter({
     handle: file.handle, start: 0, expectedLength: null, compare: [],
-    digesters: [...digests.digesters(), ...(checksumDigests?.digesters() ?? [])],
+    digesters: [...digests.digesters(), ...checksum.digesters],
     limitRate: location.limitRate, softLimit: location.maxFileSize,
     flush: location.fsync ? () => file.handle.datasync() : undefined,
     onReceived: progress ? (n) => progress.bytes(n) : undefined,
   });
   try {
-    await receiveInto(ctx, location, writer, null, headers.checksum, checksumDigests);
+    await receiveInto(ctx, location, writer, null, checksum);
   } catch (err) {
     await file.handle.close();
     await remove();

@@ -25,6 +25,7 @@ import {
 import { type SessionRecord } from '../session/model';
 import { contiguousEnd, isFileComplete } from '../session/rules';
 import { lastRawHeader } from '../http/request';
+import { requestPath } from '../http/route';
 import type { UploadServices } from './services';
 
 /** Where a request goes: the creation endpoint (the location itself), an upload, or a URL below the location that names none. */
@@ -34,14 +35,8 @@ export type ResumableRequest =
   | { protocol: 'tus'; target: UploadTarget }
   | { protocol: 'ietf'; version: IetfInteropVersion; target: UploadTarget };
 
-function uriPathOf(ctx: Context): string {
-  const url = ctx.req.url ?? '/';
-  const q = url.indexOf('?');
-  return q < 0 ? url : url.slice(0, q);
-}
-
 function targetOf(ctx: Context, location: LocationConfig): UploadTarget {
-  const uriPath = uriPathOf(ctx);
+  const uriPath = requestPath(ctx);
   const base = uploadBase(location.path);
   if (uriPath === base || uriPath === `${base}/`) return { kind: 'endpoint' };
   const id = uploadIdFromPath(location.path, uriPath, location.sessionIdMaxLength);
@@ -122,6 +117,12 @@ export function discoveryHeaders(ctx: Context, location: LocationConfig): Array<
 }
 
 /** An answer without a body (the protocols' own answers). */
+/** DELETE of an upload (tus termination, the draft's cancellation): its session and file go, `204`. */
+export async function terminateUpload(ctx: Context, location: LocationConfig, services: UploadServices, id: string): Promise<void> {
+  if (!(await services.sessions(location).terminate(id, services.policy(location)))) throw new HttpError(404, `unknown upload ${id}`);
+  answerEmpty(ctx, 204, []);
+}
+
 export function answerEmpty(ctx: Context, status: number, headers: ReadonlyArray<readonly [string, string]>): void {
   ctx.status = status;
   for (const [name, value] of headers) ctx.set(name, value);
@@ -136,11 +137,6 @@ export function byteCountHeader(ctx: Context, name: string): number | null {
   const parsed = parseByteCount(value, name);
   if (!parsed.ok) throw new HttpError(400, parsed.reason);
   return parsed.value;
-}
-
-/** The request body's Content-Length, null for a chunked body. */
-export function bodyLength(ctx: Context): number | null {
-  return /chunked/i.test(String(ctx.req.headers['transfer-encoding'] ?? '')) ? null : Number(ctx.req.headers['content-length'] ?? 0);
 }
 
 /** An error answer with the protocol's headers added (the error responder keeps only an error's own headers). */

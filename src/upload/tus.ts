@@ -25,13 +25,12 @@ import { type SessionRecord } from '../session/model';
 import { isFileComplete } from '../session/rules';
 import { concatenateInto } from '../store/concatenate';
 import { storageError } from '../store/store-errors';
-import { appendToSession, finishOutcome, type AppendResult } from './append';
+import { answerAppend as answerAppendWith, appendToSession, type AppendResult, type Header } from './append';
 import { sessionDataPath } from './raw-upload';
-import { answerEmpty, bodyLength, byteCountHeader, concatenationId, creationId, methodOf, resumeOffset, withHeaders, type UploadTarget } from './resumable-protocols';
-import { lastRawHeader } from '../http/request';
+import { answerEmpty, byteCountHeader, concatenationId, creationId, methodOf, resumeOffset, terminateUpload, withHeaders, type UploadTarget } from './resumable-protocols';
+import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
 
-type Header = [string, string];
 
 export async function handleTus(ctx: Context, location: LocationConfig, services: UploadServices, target: UploadTarget): Promise<void> {
   try {
@@ -47,8 +46,7 @@ export async function handleTus(ctx: Context, location: LocationConfig, services
     } else if (method === 'PATCH') {
       await patch(ctx, location, services, target.id);
     } else if (method === 'DELETE') {
-      if (!(await services.sessions(location).terminate(target.id, services.policy(location)))) throw new HttpError(404, `unknown upload ${target.id}`);
-      answerEmpty(ctx, 204, []);
+      await terminateUpload(ctx, location, services, target.id);
     } else {
       throw new HttpError(405, `method ${method} not allowed on an upload`, { Allow: 'HEAD, PATCH, DELETE, OPTIONS' });
     }
@@ -58,15 +56,8 @@ export async function handleTus(ctx: Context, location: LocationConfig, services
   }
 }
 
-
-function header(ctx: Context, name: string): string | undefined {
-  return lastRawHeader(ctx.req, name);
-}
-
-
-
 function checksumOf(ctx: Context) {
-  const value = header(ctx, 'upload-checksum');
+  const value = lastRawHeader(ctx.req, 'upload-checksum');
   if (value === undefined) return null;
   const parsed = parseUploadChecksum(value);
   if (!parsed.ok) throw new HttpError(400, parsed.reason);
@@ -87,31 +78,26 @@ function stateHeaders(record: SessionRecord): Header[] {
 }
 
 /** Answers a PATCH or a creation with data: 204 (201 for a creation) while bytes are missing, else the hand-off's answer. */
-async function answerAppend(ctx: Context, location: LocationConfig, services: UploadServices, result: AppendResult, start: number, created: Header[]): Promise<void> {
-  const record = result.outcome.record;
-  if (await finishOutcome(ctx, location, services, result, start)) {
-    for (const [name, value] of [...created, ['Upload-Offset', String(record.total)] as Header]) ctx.set(name, value);
-    return;
-  }
-  answerEmpty(ctx, created.length > 0 ? 201 : 204, [...created, ...stateHeaders(record)]);
+function answerAppend(ctx: Context, location: LocationConfig, services: UploadServices, result: AppendResult, start: number, created: Header[]): Promise<void> {
+  return answerAppendWith(ctx, location, services, result, start, { created, done: [['Upload-Offset', String(result.outcome.record.total)]], pending: stateHeaders });
 }
 
 async function create(ctx: Context, location: LocationConfig, services: UploadServices): Promise<void> {
-  const rawMetadata = header(ctx, 'upload-metadata');
+  const rawMetadata = lastRawHeader(ctx.req, 'upload-metadata');
   const metadata = parseUploadMetadata(rawMetadata ?? '');
   if (!metadata.ok) throw new HttpError(400, metadata.reason);
-  const concatValue = header(ctx, 'upload-concat');
+  const concatValue = lastRawHeader(ctx.req, 'upload-concat');
   const concat = concatValue === undefined ? null : parseUploadConcat(concatValue);
   if (concat && !concat.ok) throw new HttpError(400, concat.reason);
   if (concat?.value.kind === 'final') return createFinal(ctx, location, services, concat.value.urls, metadata.value, rawMetadata);
 
   const total = byteCountHeader(ctx, 'upload-length');
-  const deferred = header(ctx, 'upload-defer-length');
+  const deferred = lastRawHeader(ctx.req, 'upload-defer-length');
   if (deferred !== undefined && deferred.trim() !== '1') throw new HttpError(400, 'Upload-Defer-Length must be 1');
   if ((total === null) === (deferred === undefined)) throw new HttpError(400, 'a creation needs either Upload-Length or Upload-Defer-Length: 1');
   if (total !== null) checkLength(location, services, total);
-  const length = bodyLength(ctx);
-  if (length !== 0 && header(ctx, 'content-type')?.trim().toLowerCase() !== TUS_CONTENT_TYPE) {
+  const length = declaredLength(ctx.req);
+  if (length !== 0 && lastRawHeader(ctx.req, 'content-type')?.trim().toLowerCase() !== TUS_CONTENT_TYPE) {
     throw new HttpError(415, `a creation with data needs Content-Type: ${TUS_CONTENT_TYPE}`);
   }
   const id = creationId(ctx, location);
@@ -142,12 +128,12 @@ async function head(ctx: Context, location: LocationConfig, services: UploadServ
 }
 
 async function patch(ctx: Context, location: LocationConfig, services: UploadServices, id: string): Promise<void> {
-  if (header(ctx, 'content-type')?.trim().toLowerCase() !== TUS_CONTENT_TYPE) throw new HttpError(415, `PATCH needs Content-Type: ${TUS_CONTENT_TYPE}`);
+  if (lastRawHeader(ctx.req, 'content-type')?.trim().toLowerCase() !== TUS_CONTENT_TYPE) throw new HttpError(415, `PATCH needs Content-Type: ${TUS_CONTENT_TYPE}`);
   const start = byteCountHeader(ctx, 'upload-offset');
   if (start === null) throw new HttpError(400, 'PATCH needs Upload-Offset');
   const total = byteCountHeader(ctx, 'upload-length');
   if (total !== null) checkLength(location, services, total);
-  const result = await appendToSession(ctx, location, services, { id, start, length: bodyLength(ctx), total, completes: false, checksum: checksumOf(ctx) });
+  const result = await appendToSession(ctx, location, services, { id, start, length: declaredLength(ctx.req), total, completes: false, checksum: checksumOf(ctx) });
   await answerAppend(ctx, location, services, result, start, []);
 }
 
@@ -159,8 +145,8 @@ async function patch(ctx: Context, location: LocationConfig, services: UploadSer
  * `upload_completed_retention`, so a client retrying the whole concatenation finds them done.
  */
 async function createFinal(ctx: Context, location: LocationConfig, services: UploadServices, urls: string[], metadata: Map<string, string>, rawMetadata: string | undefined): Promise<void> {
-  if (header(ctx, 'upload-length') !== undefined) throw new HttpError(400, 'a final upload has no Upload-Length (it is the sum of its partial uploads)');
-  if (bodyLength(ctx) !== 0) throw new HttpError(400, 'a final upload has no body');
+  if (lastRawHeader(ctx.req, 'upload-length') !== undefined) throw new HttpError(400, 'a final upload has no Upload-Length (it is the sum of its partial uploads)');
+  if (declaredLength(ctx.req) !== 0) throw new HttpError(400, 'a final upload has no body');
   const engine = services.sessions(location);
   const policy = services.policy(location);
   const ids = urls.map((url) => {
