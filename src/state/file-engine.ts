@@ -9,7 +9,6 @@
  * and a change reaches the memory table only after its journal append succeeded, so a failed
  * append (a full disk) changes nothing. A segment joining a loaded session takes no turn at all.
  */
-import { HttpError } from '../protocol/http-errors';
 import type { ByteRange } from '../protocol/range-set';
 import { type Actor, type CompletionRecord, type HandoffClaim, type SegmentRequest, type SessionRecord, type SessionState } from '../session/model';
 import {
@@ -28,7 +27,7 @@ import { storageError } from '../store/store-errors';
 import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine, type WriteFence } from './engine';
 import { Journal } from './journal';
 import { IGNORE_STATE, type StateObserver } from './observer';
-import { createSessionFile, nameTakenError } from './session-file';
+import { acquireSessionFile, createRecordedFile, nameTakenError } from './session-file';
 import { SessionTable, type Entry } from './session-table';
 import { FileSweeper } from './file-sweeper';
 import { refusalError } from './errors';
@@ -124,15 +123,7 @@ export class FileSessionEngine implements SessionEngine {
     try {
       // Records are never changed in place (see applyRecord): the ticket keeps this one as it is.
       const record = entry.state.record!;
-      let file = null;
-      if (record.fileId !== null) {
-        file = await this.options.dataFiles.acquire(record.dataPath, record.fileId).catch((err) => {
-          throw storageError(err);
-        });
-        if (!file && !isFileComplete(record)) {
-          throw new HttpError(409, `the data file of session ${record.id} is gone (removed from the store); the upload must start again`);
-        }
-      }
+      const file = await acquireSessionFile(this.options.dataFiles, record);
       return { id: entry.id, record, range, file, created, fence: NO_FENCE };
     } catch (err) {
       entry.inFlight.delete(range);
@@ -164,16 +155,7 @@ export class FileSessionEngine implements SessionEngine {
 
   /** Creates the session's data file (`createSessionFile`) and records its identity in the journal. */
   private async createDataFile(entry: Entry, policy: EnginePolicy, recovering: boolean): Promise<void> {
-    const record = entry.state.record!;
-    const created = await createSessionFile(record, policy, recovering);
-    try {
-      await this.table.append(entry, [{ t: 'f', f: created.fileId }]);
-    } catch (err) {
-      await created.handle.close().catch(() => undefined);
-      await unlinkIfOwned(record.dataPath, created.fileId).catch(() => undefined);
-      throw err;
-    }
-    this.options.dataFiles.release(this.options.dataFiles.adopt(record.dataPath, created.fileId, created.handle));
+    await createRecordedFile(this.options.dataFiles, entry.state.record!, policy, recovering, (fileId) => this.table.append(entry, [{ t: 'f', f: fileId }]));
   }
 
   /** A session that never got a byte goes away with its file; a tombstone it was to replace comes back. */

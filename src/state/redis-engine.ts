@@ -18,13 +18,12 @@ import { type CompletionRecord, type HandoffClaim, type SegmentRequest, type Ses
 import { decideSweep, isFileComplete } from '../session/rules';
 import type { DataFilePool } from '../store/data-file-pool';
 import { fileIdAt, unlinkIfOwned } from '../store/files';
-import { storageError } from '../store/store-errors';
 import { committedEnd, type CommitOutcome, type EnginePolicy, type ProvedSegment, type SegmentTicket, type SessionEngine } from './engine';
 import { LeaseLostError, refusalError } from './errors';
 import { defineScripts, DEFAULT_REDIS_PREFIX, redisCall, type ScriptRunner } from './redis-client';
 import { IGNORE_STATE, timed, type StateObserver } from './observer';
 import * as scripts from './redis-scripts';
-import { createSessionFile } from './session-file';
+import { acquireSessionFile, createRecordedFile } from './session-file';
 import { Reservation } from './redis-reservation';
 
 export interface RedisEngineOptions {
@@ -116,15 +115,7 @@ export class RedisSessionEngine implements SessionEngine {
       const partial: Omit<RedisTicket, 'file'> = { id, record, range: reservation.range, created, fence: reservation };
       try {
         if (record.fileId === null && !isFileComplete(record)) record = await this.createDataFile(record, reservation, policy, !created);
-        let file = null;
-        if (record.fileId !== null) {
-          file = await this.options.dataFiles.acquire(record.dataPath, record.fileId).catch((err) => {
-            throw storageError(err);
-          });
-          if (!file && !isFileComplete(record)) {
-            throw new HttpError(409, `the data file of session ${id} is gone (removed from the store); the upload must start again`);
-          }
-        }
+        const file = await acquireSessionFile(this.options.dataFiles, record);
         return { ...partial, record, file };
       } catch (err) {
         await this.abort({ ...partial, file: null } as RedisTicket, policy).catch(() => undefined);
@@ -135,16 +126,12 @@ export class RedisSessionEngine implements SessionEngine {
 
   /** Creates the session's data file (`createSessionFile`) and records its identity, fenced by the creator's reservation. */
   private async createDataFile(record: SessionRecord, reservation: Reservation, policy: EnginePolicy, recovering: boolean): Promise<SessionRecord> {
-    const created = await createSessionFile(record, policy, recovering);
-    const answer = await this.call('RECORD_FILE', [this.key('s', record.id), reservation.key, this.key('t', record.id)], [record.createdAt, created.fileId]).catch((err) => err as Error);
-    if (answer !== 'ok') {
-      await created.handle.close().catch(() => undefined);
-      await unlinkIfOwned(record.dataPath, created.fileId).catch(() => undefined);
-      if (answer instanceof Error) throw answer;
-      throw answer === 'fenced' ? new LeaseLostError() : new HttpError(409, 'the session expired while its data file was being created');
-    }
-    this.options.dataFiles.release(this.options.dataFiles.adopt(record.dataPath, created.fileId, created.handle));
-    return { ...record, fileId: created.fileId, replaces: null };
+    const fileId = await createRecordedFile(this.options.dataFiles, record, policy, recovering, async (id) => {
+      const answer = await this.call('RECORD_FILE', [this.key('s', record.id), reservation.key, this.key('t', record.id)], [record.createdAt, id]);
+      if (answer === 'fenced') throw new LeaseLostError();
+      if (answer !== 'ok') throw new HttpError(409, 'the session expired while its data file was being created');
+    });
+    return { ...record, fileId, replaces: null };
   }
 
   private async renew(id: string, token: string): Promise<boolean> {
