@@ -116,14 +116,7 @@ async function runUntilStopped(gateway: import('./gateway').Gateway, reread: (()
   const log = gateway.log;
   const reload = () => {
     if (!reread) return log.warn('SIGHUP: no configuration file to re-read (embedded defaults)');
-    let config: GatewayConfig;
-    try {
-      config = reread();
-    } catch (err) {
-      gateway.metrics.reloaded(false);
-      return log.error({ reason: (err as Error).message }, 'reload refused: the configuration in effect stays');
-    }
-    gateway.reload(config).catch((err: Error) => log.error({ reason: err.message }, 'reload refused: the configuration in effect stays'));
+    gateway.reload(reread).catch((err: Error) => log.error({ reason: err.message }, 'reload refused: the configuration in effect stays'));
   };
   const reopen = () => {
     gateway.reopenLogs();

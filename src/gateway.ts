@@ -63,8 +63,12 @@ export interface Gateway {
    * `graceMs` (default `worker_shutdown_timeout`), answers the rest `503` + `Retry-After`, closes.
    */
   shutdown(graceMs?: number): Promise<void>;
-  /** Applies a new configuration (SIGHUP) without dropping a connection; throws, keeping the one in effect, when it cannot. */
-  reload(config: GatewayConfig): Promise<void>;
+  /**
+   * Applies a new configuration (SIGHUP) without dropping a connection; throws, keeping the one in
+   * effect, when it cannot. Given a function (re-reading the file), a file it refuses counts as a
+   * refused reload too.
+   */
+  reload(config: GatewayConfig | (() => GatewayConfig)): Promise<void>;
   /** Opens the log files again at their paths (SIGUSR1, after a rotation). */
   reopenLogs(): void;
   /** Removes expired sessions now (also runs periodically while listening). */
@@ -271,9 +275,11 @@ export function createGateway(initial: GatewayConfig, options: GatewayOptions = 
       log.info('graceful stop: done');
       await close();
     },
-    async reload(config) {
+    async reload(source) {
       const was = current.config;
+      let config: GatewayConfig;
       try {
+        config = typeof source === 'function' ? source() : source;
         if (config.listen.host !== was.listen.host || config.listen.port !== was.listen.port) {
           throw new Error(`listen ${config.listen.host}:${config.listen.port} differs from ${was.listen.host}:${was.listen.port}: a reload keeps the listening socket; restart to move it`);
         }

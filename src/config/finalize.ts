@@ -5,8 +5,8 @@
  * hand it here.
  */
 import { atWhere, configError, describeWhere, type Where } from './errors';
-import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings } from './settings';
-import { checkMetricsLocation, servedSettings, writtenAt } from './served';
+import { defaultSettings, mergeSettings, SETTINGS, type FullSettings, type SettingKey, type Settings, type SettingSpec } from './settings';
+import { servedSettings, writtenAt } from './served';
 import type {
   GatewayConfig,
   LocationConfig,
@@ -90,14 +90,17 @@ interface ProxyTarget {
   url: BackendUrl;
 }
 
-/** Checks a location that only proxies; it can serve only as an `upload_pass` target. */
-function checkProxyLocation(location: LocationDraft, proxyPass: TargetDraft): BackendUrl {
+/** Refuses a directive written in a location of a kind where it means nothing (`applies` false). */
+function refuseWritten(location: LocationDraft, applies: (spec: SettingSpec) => boolean, kind: string): void {
   for (const [key, where] of location.scope.written) {
     const spec = SPEC_BY_KEY.get(key);
-    if (spec && !spec.proxyLocation) {
-      throw configError(where, `"${spec.directives[0]}" has no effect in a location without "upload_pass"`);
-    }
+    if (spec && !applies(spec)) throw configError(where, `"${spec.directives[0]}" has no effect in a location ${kind}`);
   }
+}
+
+/** Checks a location that only proxies; it can serve only as an `upload_pass` target. */
+function checkProxyLocation(location: LocationDraft, proxyPass: TargetDraft): BackendUrl {
+  refuseWritten(location, (spec) => spec.proxyLocation, 'without "upload_pass"');
   const url = atWhere(proxyPass.where, () => parseBackendUrl(proxyPass.value, 'proxy_pass'));
   if (location.match === 'named' && url.path !== null) {
     // nginx refuses this too: a named location has no URI part to replace.
@@ -108,12 +111,16 @@ function checkProxyLocation(location: LocationDraft, proxyPass: TargetDraft): Ba
 
 /** Checks a progress location: only the progress directives (and `upload_state_redis`) mean something there. */
 function checkProgressLocation(location: LocationDraft): void {
-  for (const [key, where] of location.scope.written) {
-    const spec = SPEC_BY_KEY.get(key);
-    if (spec && !spec.progressLocation && key !== 'stateRedis') {
-      throw configError(where, `"${spec.directives[0]}" has no effect in a location with "report_uploads"`);
-    }
-  }
+  refuseWritten(location, (spec) => spec.progressLocation || spec.key === 'stateRedis', 'with "report_uploads"');
+}
+
+/** Checks a metrics location: only the settings of served locations mean something there. */
+function checkMetricsLocation(location: LocationDraft, metrics: Where): void {
+  const other = location.uploadPass ? 'upload_pass' : location.proxyPass ? 'proxy_pass' : location.reportUploads ? 'report_uploads' : null;
+  if (other) throw configError(metrics, `"upload_metrics" and "${other}" cannot be used in the same location`);
+  if (location.match === 'named') throw configError(metrics, '"upload_metrics" is not supported in a named location');
+  if (location.internal) throw configError(location.internal, '"internal" is not supported in a metrics location (it would be unreachable)');
+  refuseWritten(location, (spec) => spec.metricsLocation, 'with "upload_metrics"');
 }
 
 /** nginx location matching among the proxy locations: an exact match first, then the longest prefix. */
@@ -186,7 +193,7 @@ export function finalizeConfig(draft: ConfigDraft): GatewayConfig {
 
     const { uploadPass, proxyPass, reportUploads } = location;
     if (location.metrics) {
-      checkMetricsLocation(location, location.metrics, SPEC_BY_KEY);
+      checkMetricsLocation(location, location.metrics);
       metricsDrafts.push(location);
       continue;
     }

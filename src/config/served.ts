@@ -1,11 +1,11 @@
 /**
  * What every location the gateway serves (upload, progress, metrics) gets besides its own
  * directives: nginx's access phase (`allow`/`deny`, `auth_request` resolved to its target), logs
- * and CORS; and the checks of a metrics location. Used by `finalizeConfig`.
+ * and CORS. Used by `finalizeConfig`.
  */
 import { configError, type Where } from './errors';
 import type { LocationDraft, ScopeDraft, TargetDraft } from './finalize';
-import type { FullSettings, SettingKey, SettingSpec } from './settings';
+import type { FullSettings, SettingKey } from './settings';
 import type { AuthRequest, ServedLocationSettings, UploadPass } from './types';
 
 /** Resolves an `upload_pass`-like target (`/uri` through the proxy locations, or a URL). */
@@ -55,17 +55,5 @@ export function servedSettings(scope: ScopeDraft, settings: FullSettings, resolv
     corsAllowCredentials: settings.corsAllowCredentials,
     corsMaxAgeMs: settings.corsMaxAgeMs,
   };
-}
-
-/** Checks a metrics location: only the settings of served locations mean something there. */
-export function checkMetricsLocation(location: LocationDraft, metrics: Where, specs: ReadonlyMap<SettingKey, SettingSpec>): void {
-  const other = location.uploadPass ? 'upload_pass' : location.proxyPass ? 'proxy_pass' : location.reportUploads ? 'report_uploads' : null;
-  if (other) throw configError(metrics, `"upload_metrics" and "${other}" cannot be used in the same location`);
-  if (location.match === 'named') throw configError(metrics, '"upload_metrics" is not supported in a named location');
-  if (location.internal) throw configError(location.internal, '"internal" is not supported in a metrics location (it would be unreachable)');
-  for (const [key, where] of location.scope.written) {
-    const spec = specs.get(key);
-    if (spec && !spec.metricsLocation) throw configError(where, `"${spec.directives[0]}" has no effect in a location with "upload_metrics"`);
-  }
 }
 
