@@ -13,17 +13,14 @@
  * remembered. Hand-written: no library does nginx's sub-request semantics.
  */
 import { createHash } from 'node:crypto';
-import * as http from 'node:http';
-import * as https from 'node:https';
 import type { Context, Middleware } from 'koa';
 import type { Logger } from 'pino';
 import type { AuthRequest, AuthRequestCache } from '../config/types';
 import { HttpError } from '../protocol/http-errors';
+import { NOT_PASSED_UPSTREAM, upstreamRequest } from './upstream';
 
-/** Headers never passed to the auth service: hop-by-hop, the body's (there is none), and Host (the service's). */
-const NOT_PASSED = new Set(['host', 'connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'content-length', 'expect']);
 /** Headers that change from one segment of an upload to the next: not part of the default cache key. */
-const PER_SEGMENT = new Set([...NOT_PASSED, 'content-range', 'x-content-range', 'content-md5', 'repr-digest', 'digest']);
+const PER_SEGMENT = new Set([...NOT_PASSED_UPSTREAM, 'content-range', 'x-content-range', 'content-md5', 'repr-digest', 'digest']);
 /** At most this many remembered answers per location (the oldest go first). */
 const CACHE_ENTRIES = 10_000;
 
@@ -45,45 +42,24 @@ async function askAuthService(target: AuthRequest, ctx: Context): Promise<{ stat
   const req = ctx.req;
   const headers: string[] = ['Host', target.hostHeader];
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
-    if (!NOT_PASSED.has(req.rawHeaders[i].toLowerCase())) headers.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
+    if (!NOT_PASSED_UPSTREAM.has(req.rawHeaders[i].toLowerCase())) headers.push(req.rawHeaders[i], req.rawHeaders[i + 1]);
   }
   const forwarded = req.headers['x-forwarded-for'];
   headers.push('X-Original-URI', req.url ?? '/', 'X-Original-Method', req.method ?? 'GET');
   headers.push('X-Forwarded-For', forwarded ? `${forwarded}, ${req.socket.remoteAddress ?? ''}` : req.socket.remoteAddress ?? '');
-  const origin = new URL(target.origin);
-  const transport = origin.protocol === 'https:' ? https : http;
   return new Promise((resolve) => {
-    const request = transport.request({
-      protocol: origin.protocol,
-      hostname: origin.hostname.replace(/^\[|\]$/g, ''),
-      port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
-      method: 'GET',
-      path: target.path,
-      headers: headers as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: false,
-    });
-    const fail = (reason: string) => {
-      request.destroy();
-      resolve({ failed: reason });
-    };
-    const connectTimer = setTimeout(() => fail(`connecting to ${target.origin} timed out`), target.connectTimeoutMs);
-    request.on('socket', (socket) => {
-      socket.once('connect', () => clearTimeout(connectTimer));
-      socket.setTimeout(target.readTimeoutMs, () => fail(`${target.origin} did not answer in time`));
-    });
+    const request = upstreamRequest(target.origin, { method: 'GET', path: target.path, headers, connectTimeoutMs: target.connectTimeoutMs, readTimeoutMs: target.readTimeoutMs }, (reason) => new Error(reason));
     request.on('response', (res) => {
-      clearTimeout(connectTimer);
       // The answer's body means nothing to nginx either; it is read and dropped.
       res.resume();
       const challenge = res.headers['www-authenticate'];
       res.once('end', () => resolve({ status: res.statusCode ?? 0, challenge: challenge === undefined ? [] : ([] as string[]).concat(challenge) }));
-      res.once('error', (err) => fail(err.message));
+      res.once('error', (err) => {
+        request.destroy();
+        resolve({ failed: err.message });
+      });
     });
-    request.on('error', (err) => {
-      clearTimeout(connectTimer);
-      resolve({ failed: err.message });
-    });
+    request.on('error', (err) => resolve({ failed: err.message }));
     request.end();
   });
 }

@@ -1,12 +1,10 @@
 import * as http from 'node:http';
-import * as https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import type { LocationConfig } from '../config/types';
 import { HttpError } from '../protocol/http-errors';
+import { NOT_PASSED_UPSTREAM, upstreamRequest } from '../http/upstream';
 
-/** Client headers a proxy never forwards (plus the ones we set ourselves). */
-const NOT_FORWARDED = new Set(['host', 'connection', 'content-length', 'transfer-encoding', 'te', 'keep-alive', 'expect', 'upgrade', 'proxy-connection']);
 /** Backend response headers not relayed: hop-by-hop, and those nginx's proxy hides or sets itself. */
 const NOT_RELAYED = new Set(['connection', 'keep-alive', 'transfer-encoding', 'te', 'upgrade', 'proxy-connection', 'date', 'server', 'x-pad']);
 
@@ -68,37 +66,19 @@ export async function callBackend(location: LocationConfig, req: IncomingMessage
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i].toLowerCase();
-    if (NOT_FORWARDED.has(lower)) continue;
+    if (NOT_PASSED_UPSTREAM.has(lower)) continue;
     headers.push(raw[i], lower === 'content-type' && contentType !== null ? contentType : forwardedValue(lower, raw[i + 1]));
   }
   // A request without a body of its own (a tus concatenation, a draft append of no bytes) completes an upload too.
   if (contentType !== null && !raw.some((name, i) => i % 2 === 0 && name.toLowerCase() === 'content-type')) headers.push('Content-Type', contentType);
-  const origin = new URL(uploadPass.origin);
-  const transport = origin.protocol === 'https:' ? https : http;
   const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    const request = transport.request({
-      protocol: origin.protocol,
-      hostname: origin.hostname.replace(/^\[|\]$/g, ''),
-      port: origin.port || (origin.protocol === 'https:' ? 443 : 80),
-      method: 'POST',
-      path: backendTarget(location, req.url ?? '/'),
-      headers: headers as unknown as http.OutgoingHttpHeaders,
-      setHost: false,
-      agent: false,
-    });
-    const connectTimer = setTimeout(() => request.destroy(new BackendUnreachable(`connecting to ${uploadPass.origin} timed out`)), location.backendConnectTimeoutMs);
-    request.on('socket', (socket) => {
-      socket.once('connect', () => clearTimeout(connectTimer));
-      socket.setTimeout(location.backendReadTimeoutMs, () => request.destroy(new BackendUnreachable(`${uploadPass.origin} did not answer in time`)));
-    });
-    request.on('response', (res) => {
-      clearTimeout(connectTimer);
-      resolve(res);
-    });
-    request.on('error', (err) => {
-      clearTimeout(connectTimer);
-      reject(err instanceof BackendUnreachable ? err : new BackendUnreachable(`${uploadPass.origin}: ${(err as Error).message}`));
-    });
+    const request = upstreamRequest(
+      uploadPass.origin,
+      { method: 'POST', path: backendTarget(location, req.url ?? '/'), headers, connectTimeoutMs: location.backendConnectTimeoutMs, readTimeoutMs: location.backendReadTimeoutMs },
+      (reason) => new BackendUnreachable(reason),
+    );
+    request.on('response', resolve);
+    request.on('error', (err) => reject(err instanceof BackendUnreachable ? err : new BackendUnreachable(`${uploadPass.origin}: ${err.message}`)));
     request.end(body);
   });
   const relayed: Array<[string, string]> = [];
