@@ -68,6 +68,7 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
     policy,
   );
   const progress = uploadObserver(ctx);
+  progress?.began?.({ session: true, created: ticket.created });
   progress?.acknowledged(ticket.record.ranges);
   let inOrder: FileDigests | null = null;
   let received = 0;
@@ -100,6 +101,7 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
       end: start + received - 1,
     }, policy);
     if (inOrder) services.inOrderDigests.commit(ticket.record, start + received - 1);
+    progress?.committed?.();
     progress?.acknowledged(outcome.record.ranges);
     return { outcome, received };
   } catch (err) {

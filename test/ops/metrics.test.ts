@@ -8,7 +8,7 @@
 import { CaptureBackend } from '../helpers/gateway';
 import { multipartBody, post } from '../multipart/harness';
 import { randomFile, send, sendSegment, sleep, statusQuery } from '../helpers/segments';
-import { segmentRequest } from '../helpers/gateway';
+import { httpRequest, segmentRequest } from '../helpers/gateway';
 import { freePort } from '../helpers/process';
 import { startRedis, type RedisProcess } from '../helpers/redis';
 import { eventually, getFrom, promtoolCheck, sample, scrape, startOpsGateway, type OpsGateway } from './helpers';
@@ -175,4 +175,47 @@ ${METRICS_LOCATION}`);
     expect(sample(text, 'upload_gateway_refusals_total', { reason: 'state' })).toBe(1);
     expect((await promtoolCheck(text)).code).toBe(0);
   }, 90_000);
+});
+
+describe('metrics of tus uploads', () => {
+  let backend: CaptureBackend;
+  let gw: OpsGateway;
+
+  beforeAll(async () => {
+    backend = await new CaptureBackend().start();
+    gw = await startOpsGateway(({ store, state }) => `
+location /files {
+  upload_pass http://127.0.0.1:${backend.port};
+  upload_tus on;
+  upload_store ${store} 1;
+  upload_state_store ${state};
+  upload_set_form_field name "$upload_file_name";
+}
+${METRICS_LOCATION}`);
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await backend?.stop();
+  });
+
+  test('a creation with data and a PATCH count as an upload created, two segments and an upload finished', async () => {
+    const tus: Array<[string, string]> = [['Tus-Resumable', '1.0.0'], ['Content-Type', 'application/offset+octet-stream']];
+    const tusRequest = (method: string, target: string, headers: Array<[string, string]>, body: string) => {
+      const request = httpRequest(method, target, [...tus, ...headers], body);
+      return send(gw.port, request.subarray(0, request.length - body.length), Buffer.from(body));
+    };
+    const created = await tusRequest('POST', '/files', [['Upload-Length', '10']], 'abcd');
+    expect(created.status).toBe(201);
+    const patched = await tusRequest('PATCH', String(created.headers['location']), [['Upload-Offset', '4']], 'efghij');
+    expect(patched.status).toBe(200); // the backend's answer, relayed
+    expect(backend.calls).toHaveLength(1);
+
+    const text = await scrape(gw.port);
+    expect(sample(text, 'upload_gateway_uploads_created_total')).toBe(1);
+    expect(sample(text, 'upload_gateway_segments_acknowledged_total')).toBe(2);
+    expect(sample(text, 'upload_gateway_uploads_finished_total')).toBe(1);
+    expect(sample(text, 'upload_gateway_bytes_received_total')).toBe(10);
+    expect(sample(text, 'upload_gateway_segments_in_flight')).toBe(0);
+  });
 });
