@@ -101,7 +101,7 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
       end: start + received - 1,
     }, policy);
     if (inOrder) services.inOrderDigests.commit(ticket.record, start + received - 1);
-    progress?.committed?.();
+    if (received > 0) progress?.committed?.();
     progress?.acknowledged(outcome.record.ranges);
     return { outcome, received };
   } catch (err) {
