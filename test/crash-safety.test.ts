@@ -7,10 +7,12 @@
  * Needs the built gateway (`npm run build`; `npm test` does it in pretest).
  */
 import { createHash } from 'node:crypto';
-import { promises as fs } from 'node:fs';
+import { promises as fs, readdirSync, watch } from 'node:fs';
 import * as path from 'node:path';
+import { missingRanges } from '../src/protocol/range-set';
 import { CaptureBackend, type BackendCall } from './helpers/gateway';
 import { freePort, startGateway, tempDir, type GatewayProcess } from './helpers/process';
+import { segmentsOf } from './helpers/retrying-upload';
 import {
   ConnectionLost, addRange, coveredBytes, covers, formatRanges, parseRanges, prng, randomFile, readAt,
   sendSegment, sleep, statusQuery, withTimeout, type ByteRange, type SimpleResponse,
@@ -119,12 +121,6 @@ async function statusOf(port: number, sessionId: string): Promise<SimpleResponse
       await sleep(100);
     }
   }
-}
-
-function segmentsOf(size: number, segmentSize: number): ByteRange[] {
-  const out: ByteRange[] = [];
-  for (let start = 0; start < size; start += segmentSize) out.push({ start, end: Math.min(size, start + segmentSize) - 1 });
-  return out;
 }
 
 /** Runs `work` over `items` with at most `limit` at a time. */
@@ -561,8 +557,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
             continue;
           }
           const reported = status.status === 200 ? rangesOf(status) : [];
-          const missing = segmentsOf(SIZE, 1).find((b) => !covers(reported, [b]));
-          offset = missing ? missing.start : SIZE - 1;
+          offset = missingRanges(reported, SIZE)[0]?.start ?? SIZE - 1;
         }
         const length = Math.min(SIZE - offset, 1 + Math.floor(rand() * 7));
         const range = { start: offset, end: offset + length - 1 };
@@ -594,7 +589,6 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
       // Once every session exists, a temporary file in the state directory is a compaction's.
       while (SESSIONS.some((id) => acked.get(id)!.length === 0)) await sleep(5);
       for (let k = 0; k < 10 && !stop; k++) {
-        const { watch, readdirSync } = await import('node:fs');
         const temporary = (name: string | null) => !!name && /^\.[0-9a-f]{12}\.tmp$/.test(name);
         const hit = await new Promise<boolean>((resolve) => {
           const watcher = watch(gw.state, (_event, name) => {
@@ -626,7 +620,7 @@ describe('crash safety: kill -9 of the real gateway process, restart, resume', (
     }
 
     const uploads = Promise.all(SESSIONS.map(uploader));
-    const result = await killer().finally(() => undefined);
+    const result = await killer();
     if (process.env.CRASH_SAFETY_VERBOSE) process.stdout.write(`killer done ${JSON.stringify(result)} ${[...acked].map(([i, r]) => `${i}:${coveredBytes(r)}`).join(" ")}\n`);
     await uploads;
     expect(result.kills).toBe(10);

@@ -9,9 +9,10 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CaptureBackend, DEFAULT_LOCATION, startTestGateway, type TestGateway } from './helpers/gateway';
 import { startRedis, type RedisProcess } from './helpers/redis';
-import { send, sendSegment, sleep, statusQuery, type ByteRange } from './helpers/segments';
+import { send, sendSegment, sleep, statusQuery } from './helpers/segments';
 import { httpRequest } from './helpers/gateway';
 import { tempDir } from './helpers/process';
+import { segmentsOf } from './helpers/retrying-upload';
 import { SHARED_MARKER } from '../src/state/backends';
 
 let redis: RedisProcess;
@@ -55,12 +56,6 @@ async function startPair(): Promise<Pair> {
   const a = await startReplica(store, redis.url, prefix);
   const b = await startReplica(store, redis.url, prefix);
   return { a, b, store, close: async () => void (await Promise.all([a.close(), b.close()])) };
-}
-
-function segmentsOf(total: number, size: number): ByteRange[] {
-  const ranges: ByteRange[] = [];
-  for (let start = 0; start < total; start += size) ranges.push({ start, end: Math.min(total, start + size) - 1 });
-  return ranges;
 }
 
 function callsFor(id: string): number {

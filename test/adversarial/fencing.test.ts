@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { DEFAULT_LOCATION, expectPlainError, listFiles } from '../helpers/gateway';
 import { freePort, startGateway, tempDir, type GatewayProcess } from '../helpers/process';
 import { startRedis, type RedisProcess } from '../helpers/redis';
-import { randomFile, sendSegment, statusQuery } from '../helpers/segments';
+import { randomFile, sendSegment, sleep, statusQuery } from '../helpers/segments';
 import { RawCaptureBackend, RawConnection, segmentHead } from './helpers';
 
 const KiB = 1024;
@@ -63,13 +63,13 @@ test('an instance paused past its lease writes nothing when it resumes: the othe
   const length = range.end - range.start + 1;
   await connection.write(`${segmentHead(id, `bytes ${range.start}-${range.end}/${size}`, [`Content-Length: ${length}`])}\r\n\r\n`);
   await connection.write(mine.subarray(range.start, range.start + length / 2));
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   a.child.kill('SIGSTOP');
   try {
     // While A holds it, B must refuse the range (503); once A's lease has run out, B takes it.
     const early = await sendSegment(b.port, id, theirs, range);
     expectPlainError(early, 503);
-    await new Promise((r) => setTimeout(r, LEASE_MS + 1500));
+    await sleep(LEASE_MS + 1500);
     const taken = await sendSegment(b.port, id, theirs, range);
     expect(taken.status).toBe(201);
     expect(readFileSync(path.join(store, id.slice(-1), id)).subarray(range.start, range.end + 1).equals(theirs.subarray(range.start, range.end + 1))).toBe(true);
@@ -82,7 +82,7 @@ test('an instance paused past its lease writes nothing when it resumes: the othe
   expect(answer.answers.map((x) => x.status)).toEqual([503]);
   expect(answer.answers[0]!.body.toString()).toMatch(/reservation of this segment was lost/);
   connection.destroy();
-  await new Promise((r) => setTimeout(r, 300));
+  await sleep(300);
   const onDisk = readFileSync(path.join(store, id.slice(-1), id));
   expect(onDisk.subarray(range.start, range.end + 1).equals(theirs.subarray(range.start, range.end + 1))).toBe(true);
   expect(onDisk.subarray(0, range.start).equals(mine.subarray(0, range.start))).toBe(true);

@@ -88,16 +88,16 @@ export interface AttackedGateway {
 }
 
 /**
- * Starts the real gateway binary (built `dist/`) with the default test location at `/upload`
- * (`locationExtra` added inside it), `topLevel` directives, and a RawCaptureBackend. `__BACKEND__`
- * in `topLevel` is the backend's address (for more locations). `store`/`state`: directories to use
- * (e.g. a small tmpfs) instead of fresh ones.
+ * Starts the real gateway binary (built `dist/`) with the default test location at `/upload`,
+ * `topLevel` directives, and a RawCaptureBackend. `__BACKEND__` in `topLevel` is the backend's
+ * address (for more locations). `store`/`state`: directories to use (e.g. a small tmpfs) instead
+ * of fresh ones.
  */
-export async function startAttackedGateway(options: { topLevel?: string; locationExtra?: string; backend?: RawCaptureBackend; store?: string; state?: string } = {}): Promise<AttackedGateway> {
+export async function startAttackedGateway(options: { topLevel?: string; store?: string; state?: string } = {}): Promise<AttackedGateway> {
   const dir = tempDir('adversarial-');
   const store = options.store ?? path.join(dir, 'store');
   const state = options.state ?? path.join(dir, 'state');
-  const backend = await (options.backend ?? new RawCaptureBackend()).start();
+  const backend = await new RawCaptureBackend().start();
   const port = await freePort();
   const substitute = (text: string) =>
     text.replace(/__STORE__/g, store).replace(/__STATE__/g, state).replace(/__BACKEND__/g, `127.0.0.1:${backend.port}`);
@@ -107,7 +107,6 @@ export async function startAttackedGateway(options: { topLevel?: string; locatio
     substitute(options.topLevel ?? ''),
     'location /upload {',
     substitute(DEFAULT_LOCATION),
-    substitute(options.locationExtra ?? ''),
     '}',
     '',
   ].join('\n');
@@ -254,7 +253,7 @@ export async function snapshot(gw: AttackedGateway): Promise<Snapshot> {
 }
 
 /** Waits (up to `ms`) until the process has at most `limit` leakable descriptors and the count is stable; returns it. */
-async function settleDescriptors(gw: AttackedGateway, limit: number, ms = 5000): Promise<number> {
+export async function settleDescriptors(gw: AttackedGateway, limit: number, ms = 5000): Promise<number> {
   const deadline = Date.now() + ms;
   let last = leakableDescriptors(gw);
   for (;;) {

@@ -16,7 +16,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { httpRequest, listFiles } from '../helpers/gateway';
-import { randomFile, send, sendSegment, statusQuery, type ByteRange } from '../helpers/segments';
+import { randomFile, send, sendSegment, sleep, statusQuery, type ByteRange } from '../helpers/segments';
 import {
   acknowledge, exchange, expectAcknowledgedIntact, expectNoErrorLogged, expectNothingLeaked, expectStillServing,
   RawConnection, segmentHead, snapshot, startAttackedGateway, type AttackedGateway,
@@ -57,9 +57,9 @@ describe('a single-shot upload with a Session-ID is a session (D31)', () => {
     // The whole file in one request, cut off after 10 KiB.
     const connection = await RawConnection.open(gw.port);
     connection.write(singleShot(upload.id, upload.file).subarray(0, 400 + 10 * 1024));
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     connection.destroy();
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     await expectAcknowledgedIntact(gw, upload);
     await expectNothingLeaked(gw, before);
     // The missing bytes complete it: the backend gets the exact file (no zeros where acknowledged bytes were).
@@ -107,7 +107,7 @@ describe('a single-shot upload with a Session-ID is a session (D31)', () => {
       'POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename="c.bin"\r\n' +
         `Session-ID: ${id}\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`,
     );
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     const meanwhile = await sendSegment(gw.port, id, Buffer.from('xy'), { start: 0, end: 1 });
     expect(meanwhile.status).toBe(503);
     expect(meanwhile.headers['retry-after']).toBe('1');
@@ -135,7 +135,7 @@ describe('Session-IDs and 10-digit temporary names never share a file (D32)', ()
     // Find its 10-digit file in the store.
     let temp: string | undefined;
     for (let k = 0; k < 50 && !temp; k++) {
-      await new Promise((r) => setTimeout(r, 20));
+      await sleep(20);
       temp = listFiles(gw.store).find((f) => /\/\d{10}$/.test(f));
     }
     expect(temp).toBeDefined();
@@ -181,7 +181,7 @@ describe('Session-IDs and 10-digit temporary names never share a file (D32)', ()
 
 describe('a failed first segment leaves nothing (D33)', () => {
   async function expectNothingOf(id: string): Promise<void> {
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     expect(existsSync(gw.dataPath(id))).toBe(false);
     expect(listFiles(gw.state).filter((f) => f.includes(id))).toEqual([]);
     expect((await statusQuery(gw.port, id)).status).toBe(404);
@@ -204,7 +204,7 @@ describe('a failed first segment leaves nothing (D33)', () => {
     const before = await snapshot(gw);
     const connection = await RawConnection.open(gw.port);
     connection.write(`${segmentHead(id, 'bytes 0-9999/20000', ['Content-Length: 10000'])}\r\n\r\n${'y'.repeat(4000)}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     connection.destroy();
     await expectNothingOf(id);
     const chunked = freshId('chunk');
@@ -221,9 +221,9 @@ describe('a failed first segment leaves nothing (D33)', () => {
     const connection = await RawConnection.open(gw.port);
     connection.write(`${segmentHead(upload.id, `bytes ${missing.start}-${missing.end}/${upload.file.length}`, [`Content-Length: ${missing.end - missing.start + 1}`])}\r\n\r\n`);
     connection.write(upload.file.subarray(missing.start, missing.start + 5000));
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     connection.destroy();
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
     await expectAcknowledgedIntact(gw, upload);
   });
 });

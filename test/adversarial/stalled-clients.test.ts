@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { listFiles, expectPlainError, segmentRequest } from '../helpers/gateway';
 import { randomFile, sendSegment, sleep } from '../helpers/segments';
 import {
-  acknowledge, exchange, expectAcknowledgedIntact, expectNoErrorLogged, expectNothingLeaked, expectStillServing, leakableDescriptors,
+  acknowledge, exchange, expectAcknowledgedIntact, expectNoErrorLogged, expectNothingLeaked, expectStillServing, leakableDescriptors, settleDescriptors,
   RawCaptureBackend, RawConnection, segmentHead, snapshot, startAttackedGateway, type AttackedGateway,
 } from './helpers';
 
@@ -190,10 +190,8 @@ describe('send_timeout', () => {
     ]));
     // The gateway relays the backend's 64 MiB answer until the buffers are full, then waits; after
     // send_timeout without progress it closes the connection (and the backend's).
-    const deadline = Date.now() + 10 * TIMEOUT_MS;
     await sleep(TIMEOUT_MS);
-    while (leakableDescriptors(gw) > baseline && Date.now() < deadline) await sleep(100);
-    expect(leakableDescriptors(gw)).toBeLessThanOrEqual(baseline);
+    expect(await settleDescriptors(gw, baseline, 9 * TIMEOUT_MS)).toBeLessThanOrEqual(baseline);
     connection.resumeReading();
     const res = await connection.waitClosed(10 * TIMEOUT_MS);
     expect(res.closed).toBe(true);

@@ -3,8 +3,7 @@
  * it, and what the backend received.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { relayConnection } from '../client/helpers';
+import { handedOff, relayConnection } from '../client/helpers';
 import { DEFAULT_LOCATION, httpRequest, rawRequest, startTestGateway, type BackendCall, type RawResponse, type TestGateway } from './gateway';
 
 export const TUS = ['Tus-Resumable', '1.0.0'] as const;
@@ -37,15 +36,7 @@ export function checksum(algorithm: 'md5' | 'sha1' | 'sha256', data: Buffer): st
 
 /** The hand-offs of the file named `name`, and the bytes at the path the form gives. */
 export function handOffsOf(gw: TestGateway, name: string): { calls: BackendCall[]; data: Buffer | null } {
-  const calls = gw.backend.calls.filter((c) => gw.backend.field(c, 'name') === name);
-  const file = calls[0] ? gw.backend.field(calls[0], 'path') : undefined;
-  let data: Buffer | null = null;
-  try {
-    data = file ? readFileSync(file) : null;
-  } catch {
-    data = null;
-  }
-  return { calls, data };
+  return handedOff(gw.backend, name);
 }
 
 /** Checks the backend got the file named `name` exactly once, byte for byte, with the module's generated fields of it. */

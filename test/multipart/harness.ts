@@ -10,7 +10,6 @@ import pino from 'pino';
 import { parseConfig } from '../../src/config/parse';
 import { createGateway, type Gateway } from '../../src/gateway';
 
-export { CaptureBackend, parseGeneratedForm, type BackendCall } from '../helpers/gateway';
 import { CaptureBackend } from '../helpers/gateway';
 import { tempDir } from '../helpers/process';
 
@@ -69,6 +68,9 @@ location = /up {
       await gateway.close();
       await backend.stop();
       rmSync(dir, { recursive: true, force: true });
+      // Every form the gateway generated has the module's layout exactly.
+      const malformed = backend.calls.find((call) => call.formError !== undefined);
+      if (malformed) throw new Error(`a generated form is not in the module's layout: ${malformed.formError}`);
     },
   };
 }
