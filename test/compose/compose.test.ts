@@ -9,8 +9,8 @@
  * Part of `npm test`; alone: `npm run test:compose`. As root (README "Deploy"). A missing program
  * fails every test.
  */
-import { COMPOSE_FILE, GATEWAY_SERVICES, VOLUME, composeCommand } from '../helpers/topology';
-import { freePort } from '../helpers/process';
+import { COMPOSE_FILE, GATEWAY_SERVICES, VOLUME, composeCommand, promQuery, type PromSample } from '../helpers/topology';
+import { freePort, succeeded } from '../helpers/process';
 import { httpRequest, segmentRequest } from '../helpers/gateway';
 import { randomFile, send, sleep, statusQuery, type SimpleResponse } from '../helpers/segments';
 import { segmentsOf, uploadAll, uploadKillingAReplica } from '../helpers/retrying-upload';
@@ -211,9 +211,8 @@ test('parallel segments through nginx are spread over both replicas; the upload 
 }, 180_000);
 
 /** A PromQL instant query to the prometheus service (its published port). */
-async function query(promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
-  const res = await fetch(`http://127.0.0.1:${prometheusPort}/api/v1/query?query=${encodeURIComponent(promql)}`);
-  return ((await res.json()) as { data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } }).data.result;
+function query(promql: string): Promise<PromSample[]> {
+  return promQuery(prometheusPort, promql);
 }
 
 test('the prometheus service scrapes both replicas\' /metrics, which nginx does not pass on', async () => {
@@ -280,8 +279,7 @@ test('SIGHUP reloads a replica, which keeps serving; docker-compose stop stops i
   // Asked in the container (through nginx a request may wait for the replica killed above).
   expect(await exec(GATEWAY_SERVICES[1], 'node', 'bin/upload-gateway.js', 'healthcheck', 'http://127.0.0.1:8080/healthz')).toBe('');
 
-  const stopped = await compose(['stop', GATEWAY_SERVICES[1]], 120_000);
-  if (stopped.code !== 0) throw new Error(`docker-compose stop failed (${stopped.code}):\n${stopped.output}`);
+  await succeeded('docker-compose stop', compose(['stop', GATEWAY_SERVICES[1]], 120_000));
   expect((await podman.check(['inspect', '--format', '{{.State.ExitCode}}', replica])).trim()).toBe('0');
   const logs = await podman.check(['logs', replica]);
   expect(logs).toMatch(/"signal":"SIGQUIT","msg":"graceful stop"/);
@@ -299,8 +297,7 @@ test('down -v leaves no container, network or volume behind', async () => {
   const mounted = [...new Set(inspected.split(/\s+/).filter(Boolean))].sort();
   expect(mounted).toEqual(expect.arrayContaining([`${PROJECT}_prometheus-data`, `${PROJECT}_redis-data`, `${PROJECT}_uploads`]));
 
-  const down = await compose(['down', '--volumes']);
-  if (down.code !== 0) throw new Error(`docker-compose down -v failed (${down.code}):\n${down.output}`);
+  await succeeded('docker-compose down -v', compose(['down', '--volumes']));
   up = false;
   expect(await objectsNamed(`${PROJECT}_`)).toEqual({ containers: [], networks: [], volumes: [] });
   const volumes = (await podman.check(['volume', 'ls', '--format', '{{.Name}}'])).split('\n');

@@ -119,7 +119,7 @@ export interface Topology {
   /** Starts gateway `index` again (after it was stopped or killed), with the same command and port. */
   restartGateway(index: number): Promise<ServiceProcess>;
   /** A PromQL instant query through Prometheus's HTTP API: its result vector. */
-  query(promql: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  query(promql: string): Promise<PromSample[]>;
   /** Hand-offs the sample backend received so far. */
   handoffs(): number;
   /** `upstream=` of every request nginx logged (the replica that served it). */
@@ -206,12 +206,7 @@ export async function startTopology(options: TopologyOptions = {}): Promise<Topo
         if (running.child.exitCode === null && running.child.signalCode === null) throw new Error(`${running.name} is still running`);
         return startGateway(i);
       },
-      query: async (promql) => {
-        const res = await fetch(`http://127.0.0.1:${ports.prometheus}/api/v1/query?query=${encodeURIComponent(promql)}`);
-        const body = (await res.json()) as { status: string; data: { result: Array<{ metric: Record<string, string>; value: [number, string] }> } };
-        if (body.status !== 'success') throw new Error(`prometheus query ${promql}: ${JSON.stringify(body)}`);
-        return body.data.result;
-      },
+      query: (promql) => promQuery(ports.prometheus, promql),
       handoffs: () => (backend.output().match(/sample backend: hand-off received/g) ?? []).length,
       upstreams: () => (existsSync(accessLog) ? readFileSync(accessLog, 'utf8') : '').split('\n').flatMap((line) => /upstream=(\S+)/.exec(line)?.[1] ?? []),
       output: () =>
@@ -244,4 +239,18 @@ async function assertPortFree(port: number): Promise<void> {
 export function finishedFiles(topology: Topology): string[] {
   const files = path.join(topology.dataDir, 'files');
   return existsSync(files) ? readdirSync(files) : [];
+}
+
+/** A series of a PromQL instant query's answer. */
+export interface PromSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/** A PromQL instant query to the Prometheus server on `port`. */
+export async function promQuery(port: number, promql: string): Promise<PromSample[]> {
+  const res = await fetch(`http://127.0.0.1:${port}/api/v1/query?query=${encodeURIComponent(promql)}`);
+  const body = (await res.json()) as { status: string; data: { result: PromSample[] } };
+  if (body.status !== 'success') throw new Error(`prometheus query ${promql}: ${JSON.stringify(body)}`);
+  return body.data.result;
 }
