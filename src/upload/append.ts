@@ -19,7 +19,7 @@ import { digestsNeeded, renderAddHeaders, variableLookup } from './variables';
 import { checksumCheck, completeSession, segmentWriter, sessionDataPath, sessionVariables } from './raw-upload';
 import { replayCompletion } from './responses';
 import { uploadObserver } from './observer';
-import { answerEmpty } from './resumable-protocols';
+import { answerEmpty, largestTotal } from './resumable-protocols';
 import type { UploadServices } from './services';
 
 export interface AppendRequest {
@@ -80,7 +80,7 @@ export async function appendToSession(ctx: Context, location: LocationConfig, se
       const checksum = checksumCheck(request.checksum);
       // A body of unknown length may fill the reserved range, or (length deferred) what the store takes.
       const room = ticket.range.end === WHOLE_FILE_UNKNOWN.end
-        ? Math.min(location.maxFileSize > 0 ? location.maxFileSize : Infinity, services.maxFileSize(location)) - start
+        ? largestTotal(location, services) - start
         : ticket.range.end - start + 1;
       const { writer, unfence } = segmentWriter(ticket, location, policy.durable, progress, {
         start, expectedLength: length ?? Math.max(0, room), compare, softLimit: 0,

@@ -28,7 +28,7 @@ import { type SessionRecord } from '../session/model';
 import { contiguousEnd } from '../session/rules';
 import { answerAppend as answerAppendWith, appendToSession, type AppendResult, type Header } from './append';
 import { writeInterim } from './interim';
-import { answerEmpty, byteCountHeader, creationId, methodOf, resumeOffset, terminateUpload, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
+import { answerEmpty, byteCountHeader, creationId, largestTotal, methodOf, resumeOffset, terminateUpload, uploadLimit, withHeaders, type UploadTarget } from './resumable-protocols';
 import { declaredLength, lastRawHeader } from '../http/request';
 import type { UploadServices } from './services';
 
@@ -115,7 +115,7 @@ async function create(ctx: Context, location: LocationConfig, services: UploadSe
   const total = declared ?? (completes ? length : null);
   const limits = { 'Upload-Limit': uploadLimit(location, null) };
   if (total === 0) throw withHeaders(new HttpError(400, 'an empty file cannot be uploaded'), limits);
-  if (total !== null && ((location.maxFileSize > 0 && total > location.maxFileSize) || total > services.maxFileSize(location))) {
+  if (total !== null && total > largestTotal(location, services)) {
     throw withHeaders(new HttpError(413, `the upload's length ${total} exceeds its max-size`), limits);
   }
   const id = creationId(ctx, location);
@@ -158,7 +158,6 @@ async function append(ctx: Context, location: LocationConfig, services: UploadSe
   if (start === null) throw new HttpError(400, 'an append needs Upload-Offset');
   const completes = uploadComplete(ctx);
   const length = declaredLength(ctx.req);
-  const total = byteCountHeader(ctx, 'upload-length') ?? (completes && length !== null ? start + length : null);
-  const result = await appendToSession(ctx, location, services, { id, start, length, total, completes, checksum: null });
+  const result = await appendToSession(ctx, location, services, { id, start, length, total: byteCountHeader(ctx, 'upload-length'), completes, checksum: null });
   await answerAppend(ctx, location, services, version, result, start, []);
 }

@@ -49,8 +49,19 @@ export function methodOf(ctx: Context): string {
   return override === 'PATCH' || override === 'DELETE' ? override : ctx.req.method ?? 'GET';
 }
 
-/** The tus or draft request this is, or null (the module's protocol). OPTIONS is everyone's (see `discoveryHeaders`). */
+const RESUMABLE_REQUEST = Symbol('resumableRequest');
+
+/**
+ * The tus or draft request this is, or null (the module's protocol). OPTIONS is everyone's (see
+ * `discoveryHeaders`). Told once per request: upload progress asks before the handler does.
+ */
 export function resumableRequest(ctx: Context, location: LocationConfig): ResumableRequest | null {
+  const state = ctx.state as Record<symbol, ResumableRequest | null | undefined>;
+  if (state[RESUMABLE_REQUEST] === undefined) state[RESUMABLE_REQUEST] = recognise(ctx, location);
+  return state[RESUMABLE_REQUEST];
+}
+
+function recognise(ctx: Context, location: LocationConfig): ResumableRequest | null {
   if (!location.tus || ctx.req.method === 'OPTIONS') return null;
   const req = ctx.req;
   if (lastRawHeader(req, 'tus-resumable') !== undefined) return { protocol: 'tus', target: targetOf(ctx, location) };
@@ -116,13 +127,18 @@ export function discoveryHeaders(ctx: Context, location: LocationConfig): Array<
   return headers;
 }
 
-/** An answer without a body (the protocols' own answers). */
+/** The largest total an upload may have here: `upload_max_file_size` (0: none), and what the store's file system holds. */
+export function largestTotal(location: LocationConfig, services: UploadServices): number {
+  return Math.min(location.maxFileSize > 0 ? location.maxFileSize : Infinity, services.maxFileSize(location));
+}
+
 /** DELETE of an upload (tus termination, the draft's cancellation): its session and file go, `204`. */
 export async function terminateUpload(ctx: Context, location: LocationConfig, services: UploadServices, id: string): Promise<void> {
   if (!(await services.sessions(location).terminate(id, services.policy(location)))) throw new HttpError(404, `unknown upload ${id}`);
   answerEmpty(ctx, 204, []);
 }
 
+/** An answer without a body (the protocols' own answers). */
 export function answerEmpty(ctx: Context, status: number, headers: ReadonlyArray<readonly [string, string]>): void {
   ctx.status = status;
   for (const [name, value] of headers) ctx.set(name, value);
