@@ -12,7 +12,7 @@ import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { GatewayConfig, LocationConfig } from '../config/types';
 import { DataFilePool } from '../store/data-file-pool';
-import { probeMaxFileSize } from '../store/files';
+import { probeMaxFileSize, writeFileAtomically } from '../store/files';
 import type { EnginePolicy, SessionEngine } from './engine';
 import { FileSessionEngine } from './file-engine';
 import { createRedisClient, DEFAULT_REDIS_PREFIX, describeRedisUrl, pingRedis } from './redis-client';
@@ -213,7 +213,7 @@ export class StateBackends {
       if (token === null) {
         const mine = randomBytes(16).toString('hex');
         if ((await client.set(key, mine, 'PX', MARKER_TTL_MS, 'NX')) === 'OK') {
-          await writeAtomically(file, mine);
+          await writeFileAtomically(file, Buffer.from(mine), { fileMode: 0o644, durable: false });
           return { key, file };
         }
         continue;
@@ -280,10 +280,4 @@ export async function probeWritable(dir: string): Promise<void> {
     await handle.close();
     await fs.rm(file, { force: true });
   }
-}
-
-async function writeAtomically(file: string, text: string): Promise<void> {
-  const temp = `${file}.${randomBytes(4).toString('hex')}.tmp`;
-  await fs.writeFile(temp, text, { mode: 0o644 });
-  await fs.rename(temp, file);
 }

@@ -8,10 +8,9 @@
 import { promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { decodeRecords, encodeRecords } from '../session/journal-codec';
 import type { JournalRecord } from '../session/model';
-import { Flusher, makeDirectory, syncDirectory, writeAllAt } from '../store/files';
+import { ATOMIC_TEMPORARY, Flusher, syncDirectory, writeAllAt, writeFileAtomically } from '../store/files';
 
 export interface JournalOptions {
   /** File mode (`upload_store_access`). */
@@ -33,32 +32,12 @@ export async function readJournal(file: string): Promise<{ records: JournalRecor
 }
 
 /** Writes `records` as the whole content of `file`, atomically (temporary file, fsync, rename, fsync the directory). */
-export async function writeJournalAtomically(file: string, records: readonly JournalRecord[], options: JournalOptions): Promise<void> {
-  const dir = path.dirname(file);
-  await makeDirectory(dir, options.durable);
-  // A short temporary name: `<id>.journal.<hex>.tmp` would pass NAME_MAX (255) for long ids.
-  const temp = path.join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await fs.open(temp, 'wx', options.fileMode);
-  try {
-    await writeAllAt(handle, [encodeRecords(records)], 0);
-    if (options.durable) await handle.datasync();
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
-  await handle.close();
-  try {
-    await fs.rename(temp, file);
-  } catch (err) {
-    await fs.rm(temp, { force: true });
-    throw err;
-  }
-  if (options.durable) await syncDirectory(dir);
+export function writeJournalAtomically(file: string, records: readonly JournalRecord[], options: JournalOptions): Promise<void> {
+  return writeFileAtomically(file, encodeRecords(records), options);
 }
 
-/** Temporary files a crash left behind mid-write (`.<12 hex>.tmp`). */
-export const JOURNAL_TEMPORARY = /(^|[\\/])\.[0-9a-f]{12}\.tmp$/;
+/** Temporary files a crash left behind mid-write. */
+export const JOURNAL_TEMPORARY = ATOMIC_TEMPORARY;
 
 /** An open journal, appended to at the end of its good prefix. */
 export class Journal {

@@ -232,3 +232,34 @@ export async function probeMaxFileSize(dir: string): Promise<number> {
     await fs.rm(file, { force: true });
   }
 }
+
+/** Temporary files of `writeFileAtomically` a crash left behind (`.<12 hex>.tmp`). */
+export const ATOMIC_TEMPORARY = /(^|[\\/])\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Writes `data` as the whole content of `file`, atomically: a temporary file beside it (created
+ * with O_EXCL), then a rename; `durable`: the data and the directory are flushed too.
+ */
+export async function writeFileAtomically(file: string, data: Buffer, options: { fileMode: number; durable: boolean }): Promise<void> {
+  const dir = path.dirname(file);
+  await makeDirectory(dir, options.durable);
+  // A short temporary name: `<name>.<hex>.tmp` would pass NAME_MAX (255) for long names.
+  const temp = path.join(dir, `.${randomBytes(6).toString('hex')}.tmp`);
+  const handle = await fs.open(temp, 'wx', options.fileMode);
+  try {
+    await writeAllAt(handle, [data], 0);
+    if (options.durable) await handle.datasync();
+  } catch (err) {
+    await handle.close().catch(() => undefined);
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+  await handle.close();
+  try {
+    await fs.rename(temp, file);
+  } catch (err) {
+    await fs.rm(temp, { force: true });
+    throw err;
+  }
+  if (options.durable) await syncDirectory(dir);
+}
