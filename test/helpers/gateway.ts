@@ -203,9 +203,9 @@ export interface RawResponse {
  * Sends bytes on a fresh TCP connection and reads until the server closes (or `idleMs` of
  * silence). Returns the last final response; interim 1xx responses stay in `raw`.
  */
-export function rawRequest(port: number, data: Buffer | string, options: { halfClose?: boolean; idleMs?: number; host?: string } = {}): Promise<RawResponse> {
+export function rawRequest(port: number, data: Buffer | string, options: { halfClose?: boolean; idleMs?: number; host?: string; localAddress?: string } = {}): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, options.host ?? '127.0.0.1');
+    const socket = net.connect({ port, host: options.host ?? '127.0.0.1', localAddress: options.localAddress });
     const chunks: Buffer[] = [];
     let timer: NodeJS.Timeout | null = null;
     let closed = false;

@@ -7,7 +7,6 @@
  * the time configured; refusals never remembered). A refused segment writes nothing.
  */
 import * as http from 'node:http';
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { CaptureBackend, httpRequest, listFiles, rawRequest, segmentRequest } from '../helpers/gateway';
 import { freePort } from '../helpers/process';
@@ -62,13 +61,7 @@ describe('allow / deny', () => {
       ['Content-Type', 'application/octet-stream'], ['Content-Disposition', 'attachment; filename="x"'],
       ['X-Content-Range', 'bytes 0-1048575/1048576'], ['Session-ID', 'denied-1'], ['Content-Length', '1048576'], ['Expect', '100-continue'],
     ]);
-    const answer = await new Promise<Buffer>((resolve, reject) => {
-      const socket = net.connect({ port: gw.port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => socket.write(head));
-      const chunks: Buffer[] = [];
-      socket.on('data', (c) => chunks.push(c));
-      socket.on('error', reject);
-      socket.on('close', () => resolve(Buffer.concat(chunks)));
-    });
+    const answer = (await rawRequest(gw.port, head, { localAddress: '127.0.0.2' })).raw;
     expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 403 Forbidden\r\n/);
     expect(answer.toString('latin1')).not.toContain('100 Continue');
     expect(listFiles(gw.store)).toEqual([]);

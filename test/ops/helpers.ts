@@ -8,8 +8,8 @@ import { mkdirSync } from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { findProgram, freePort, startGateway, tempDir, type GatewayProcess } from '../helpers/process';
-import { httpRequest } from '../helpers/gateway';
-import { send, type SimpleResponse } from '../helpers/segments';
+import { httpRequest, rawRequest, type RawResponse } from '../helpers/gateway';
+import { send } from '../helpers/segments';
 
 export const PROMETHEUS_HINT = 'install the Debian package: `apt-get install -y prometheus` (.ci/run does), or set PROMTOOL_BIN / PROMETHEUS_BIN';
 
@@ -44,23 +44,8 @@ export async function startOpsGateway(
 }
 
 /** GET `urlPath` from `localAddress` (a loopback address of the test's choice). */
-export function getFrom(port: number, urlPath: string, localAddress = '127.0.0.1', headers: Array<[string, string]> = []): Promise<SimpleResponse> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ port, host: localAddress.includes(':') ? '::1' : '127.0.0.1', localAddress });
-    const chunks: Buffer[] = [];
-    socket.on('connect', () => socket.write(httpRequest('GET', urlPath, headers)));
-    socket.on('data', (c) => chunks.push(c));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const raw = Buffer.concat(chunks);
-      const headEnd = raw.indexOf('\r\n\r\n');
-      if (headEnd < 0) return reject(new Error(`no answer from ${localAddress}`));
-      const lines = raw.subarray(0, headEnd).toString('latin1').split('\r\n');
-      const headersOut: Record<string, string> = {};
-      for (const line of lines.slice(1)) headersOut[line.slice(0, line.indexOf(':')).toLowerCase()] = line.slice(line.indexOf(':') + 1).trim();
-      resolve({ status: Number(lines[0].split(' ')[1]), headers: headersOut, body: raw.subarray(headEnd + 4) });
-    });
-  });
+export function getFrom(port: number, urlPath: string, localAddress = '127.0.0.1', headers: Array<[string, string]> = []): Promise<RawResponse> {
+  return rawRequest(port, httpRequest('GET', urlPath, headers), { host: localAddress.includes(':') ? '::1' : '127.0.0.1', localAddress });
 }
 
 /** The exposition of `/metrics` (or `urlPath`). */
