@@ -122,12 +122,11 @@ async function runUntilStopped(gateway: import('./gateway').Gateway, reread: (()
     gateway.reopenLogs();
     log.info('log files reopened');
   };
-  process.on('SIGHUP', reload);
-  process.on('SIGUSR1', reopen);
+  const handlers: Array<[NodeJS.Signals, (signal: NodeJS.Signals) => void]> = [['SIGHUP', reload], ['SIGUSR1', reopen]];
   await new Promise<void>((resolve) => {
     let stopping: Promise<void> | null = null;
-    const stop = (signal: keyof typeof STOPS) => {
-      if (stopping || STOPS[signal] === 'fast') {
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping || STOPS[signal as keyof typeof STOPS] === 'fast') {
         log.info({ signal }, 'stopping at once');
         void gateway.close().then(resolve, resolve);
         return;
@@ -138,7 +137,9 @@ async function runUntilStopped(gateway: import('./gateway').Gateway, reread: (()
         resolve();
       });
     };
-    for (const signal of Object.keys(STOPS) as Array<keyof typeof STOPS>) process.on(signal, stop);
+    for (const signal of Object.keys(STOPS) as Array<keyof typeof STOPS>) handlers.push([signal, stop]);
+    for (const [signal, handler] of handlers) process.on(signal, handler);
   });
-  for (const signal of [...Object.keys(STOPS), 'SIGHUP', 'SIGUSR1']) process.removeAllListeners(signal);
+  // Only our own handlers go: an embedding program's stay.
+  for (const [signal, handler] of handlers) process.off(signal, handler);
 }

@@ -27,7 +27,7 @@ export class ProgressZones {
     }
   }
 
-  /** The zones of `previous` that this one does not keep (closed once their requests are over). */
+  /** The zones of `previous` that this one does not keep (the gateway closes them when it closes: requests may still use them). */
   dropped(previous: ProgressZones): ProgressZone[] {
     return [...previous.zones.values()].filter((zone) => ![...this.zones.values()].includes(zone));
   }
